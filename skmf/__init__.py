@@ -1,0 +1,8 @@
+"""skmf: biased matrix factorization for explicit ratings, as a scikit-learn estimator."""
+
+from skmf import datasets
+from skmf._estimator import MFRegressor
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["MFRegressor", "datasets", "__version__"]

@@ -1,0 +1,123 @@
+"""Resolution of the ``device``, ``dtype`` and ``n_jobs`` parameters.
+
+This is the only module that asks torch which accelerators exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+
+__all__ = ["available_devices", "resolve_device", "resolve_dtype", "torch_threads"]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+
+
+def available_devices() -> list[str]:
+    """Names of the devices torch can use on this machine."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def resolve_device(device) -> torch.device:
+    """Turn the ``device`` parameter into a usable :class:`torch.device`.
+
+    Raises
+    ------
+    ValueError
+        If the device name is malformed or the device is not available here.
+    """
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"The 'device' parameter of MFRegressor must be 'cpu', 'cuda', "
+            f"'cuda:N', 'mps', 'auto' or a torch.device. Got {device!r} instead."
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            built = torch.version.cuda or "no CUDA support"
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                f"machine (torch {torch.__version__}, built with {built}). "
+                f"Available devices: {', '.join(available_devices())}. Use "
+                "device='cpu', or device='auto' to take a GPU only when there is one."
+            )
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s). Available devices: "
+                f"{', '.join(available_devices())}."
+            )
+        return torch.device("cuda", index)
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS (Apple GPU) is not "
+                f"available on this machine. Available devices: "
+                f"{', '.join(available_devices())}."
+            )
+        return dev
+    raise ValueError(
+        f"device={device!r} is not supported: use 'cpu', 'cuda', 'cuda:N', 'mps' or "
+        f"'auto'. Available devices: {', '.join(available_devices())}."
+    )
+
+
+def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
+    """Turn the ``dtype`` parameter into a torch floating dtype."""
+    if isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype)
+    if name not in _DTYPES:
+        raise ValueError(
+            f"The 'dtype' parameter of MFRegressor must be 'float32' or 'float64'. "
+            f"Got {dtype!r} instead."
+        )
+    if name == "float64" and device.type == "mps":
+        raise ValueError(
+            "dtype='float64' is not supported on MPS devices; use dtype='float32'."
+        )
+    return _DTYPES[name]
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs):
+    """Run a block with ``n_jobs`` intra-op torch threads (None: torch's setting)."""
+    if n_jobs is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    if n_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    torch.set_num_threads(n_jobs)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,32 @@
+"""Torch solvers for biased matrix factorization (no scikit-learn glue here)."""
+
+from skmf._solvers._als import ALSStep
+from skmf._solvers._common import (
+    Factors,
+    FitResult,
+    Penalty,
+    Ratings,
+    objective,
+    predict_tensor,
+    rmse,
+    run_fit_loop,
+)
+from skmf._solvers._sgd import AdamStep, SGDStep
+
+#: solver name -> class whose instances run one epoch or sweep when called.
+SOLVERS = {"als": ALSStep, "sgd": SGDStep, "adam": AdamStep}
+
+__all__ = [
+    "SOLVERS",
+    "ALSStep",
+    "AdamStep",
+    "Factors",
+    "FitResult",
+    "Penalty",
+    "Ratings",
+    "SGDStep",
+    "objective",
+    "predict_tensor",
+    "rmse",
+    "run_fit_loop",
+]

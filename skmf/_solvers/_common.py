@@ -1,0 +1,258 @@
+"""Shared pieces of the solvers: the model tensors, the objective, the fit loop.
+
+Everything here works on torch tensors on one device and knows nothing of
+scikit-learn. The objective minimised by every solver is
+
+    L = sum_{(u,i) in K} w_ui (r_ui - mu - b_u - b_i - p_u . q_i)^2
+        + alpha      * (sum_u c_u |p_u|^2 + sum_i c_i |q_i|^2)
+        + alpha_bias * (sum_u c_u b_u^2   + sum_i c_i b_i^2)
+
+with c = 1 (``alpha_scaling="none"``, the textbook objective) or c = the
+weighted number of ratings of the row (``alpha_scaling="count"``, the
+weighted-lambda of ALS-WR). ``loss_curve_`` reports ``L / sum(w)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = [
+    "Factors",
+    "Penalty",
+    "Ratings",
+    "FitResult",
+    "objective",
+    "predict_tensor",
+    "run_fit_loop",
+]
+
+# Rows per chunk when a pass over all ratings gathers factor rows: bounds the
+# temporary memory at CHUNK x n_components values.
+CHUNK = 1 << 18
+
+
+@dataclass
+class Ratings:
+    """Observed ratings as index and value tensors on the fitting device."""
+
+    user: torch.Tensor  # int64 (n,)
+    item: torch.Tensor  # int64 (n,)
+    rating: torch.Tensor  # float (n,)
+    weight: torch.Tensor | None  # float (n,), None for unit weights
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return self.user.shape[0]
+
+    @property
+    def total_weight(self) -> float:
+        if self.weight is None:
+            return float(len(self))
+        return float(self.weight.sum())
+
+    def row_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted number of ratings of each user and of each item."""
+        dtype = self.rating.dtype
+        w = self.weight
+        if w is None:
+            w = torch.ones(len(self), dtype=dtype, device=self.rating.device)
+        wu = torch.zeros(self.n_users, dtype=dtype, device=w.device)
+        wi = torch.zeros(self.n_items, dtype=dtype, device=w.device)
+        return wu.index_add_(0, self.user, w), wi.index_add_(0, self.item, w)
+
+    def subset(self, index: torch.Tensor) -> Ratings:
+        w = None if self.weight is None else self.weight[index]
+        return Ratings(
+            self.user[index],
+            self.item[index],
+            self.rating[index],
+            w,
+            self.n_users,
+            self.n_items,
+        )
+
+
+@dataclass
+class Factors:
+    """The model's parameters as tensors: r_hat = mu + bu + bi + P[u] . Q[i]."""
+
+    P: torch.Tensor  # (n_users, k)
+    Q: torch.Tensor  # (n_items, k)
+    bu: torch.Tensor  # (n_users,)
+    bi: torch.Tensor  # (n_items,)
+    mu: torch.Tensor  # 0-d
+
+    def clone(self) -> Factors:
+        return copy.deepcopy(self)
+
+    def copy_(self, other: Factors) -> None:
+        for name in ("P", "Q", "bu", "bi", "mu"):
+            getattr(self, name).copy_(getattr(other, name))
+
+
+@dataclass
+class Penalty:
+    """Regularisation: strengths and the per-row coefficients c_u, c_i."""
+
+    alpha: float
+    alpha_bias: float
+    user_coef: torch.Tensor  # c_u, (n_users,)
+    item_coef: torch.Tensor  # c_i, (n_items,)
+
+    @classmethod
+    def build(cls, ratings: Ratings, alpha, alpha_bias, scaling: str) -> Penalty:
+        if scaling == "count":
+            cu, ci = ratings.row_weights()
+        else:
+            dtype, dev = ratings.rating.dtype, ratings.rating.device
+            cu = torch.ones(ratings.n_users, dtype=dtype, device=dev)
+            ci = torch.ones(ratings.n_items, dtype=dtype, device=dev)
+        return cls(float(alpha), float(alpha_bias), cu, ci)
+
+    def value(self, F: Factors) -> float:
+        a = self.alpha * (
+            self.user_coef @ F.P.square().sum(1) + self.item_coef @ F.Q.square().sum(1)
+        )
+        b = self.alpha_bias * (
+            self.user_coef @ F.bu.square() + self.item_coef @ F.bi.square()
+        )
+        return float(a + b)
+
+
+def predict_tensor(F: Factors, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+    """Predicted ratings for index tensors (all indices must be known)."""
+    out = torch.empty(user.shape[0], dtype=F.P.dtype, device=F.P.device)
+    for s in range(0, user.shape[0], CHUNK):
+        u, i = user[s : s + CHUNK], item[s : s + CHUNK]
+        dot = (F.P[u] * F.Q[i]).sum(1)
+        out[s : s + CHUNK] = dot.add_(F.bu[u]).add_(F.bi[i]).add_(F.mu)
+    return out
+
+
+def squared_error(F: Factors, data: Ratings) -> float:
+    """sum w (r - r_hat)^2 over the ratings, accumulated in float64."""
+    total = torch.zeros((), dtype=torch.float64, device=F.P.device)
+    for s in range(0, len(data), CHUNK):
+        sl = slice(s, s + CHUNK)
+        u, i = data.user[sl], data.item[sl]
+        e = (F.P[u] * F.Q[i]).sum(1).add_(F.bu[u]).add_(F.bi[i]).add_(F.mu)
+        e = e.sub_(data.rating[sl]).square_()
+        if data.weight is not None:
+            e = e.mul_(data.weight[sl])
+        total += e.sum(dtype=torch.float64)
+    return float(total)
+
+
+def objective(F: Factors, data: Ratings, penalty: Penalty) -> float:
+    """The objective L divided by the total weight (see the module docstring)."""
+    return (squared_error(F, data) + penalty.value(F)) / data.total_weight
+
+
+def rmse(F: Factors, data: Ratings) -> float:
+    """Weighted root mean squared error of the model on ``data``."""
+    return math.sqrt(squared_error(F, data) / data.total_weight)
+
+
+@dataclass
+class FitResult:
+    n_iter: int
+    loss_curve: list[float]
+    validation_scores: list[float] | None
+    best_iteration: int | None
+
+
+def run_fit_loop(
+    step: Callable[[int], float | None],
+    F: Factors,
+    train: Ratings,
+    penalty: Penalty,
+    *,
+    max_iter: int,
+    tol: float,
+    n_iter_no_change: int,
+    validation: Ratings | None,
+    solver_name: str,
+    progress=None,
+) -> FitResult:
+    """Run ``step`` (one epoch or sweep) until convergence or ``max_iter``.
+
+    Without a validation set, training stops when the objective has not
+    improved by more than ``tol`` (relative) for ``n_iter_no_change``
+    iterations in a row; with one, when the validation RMSE has not improved
+    by more than ``tol`` for that many iterations, and the best iterate is
+    restored. A non-finite or exploding objective raises a ValueError.
+
+    ``step`` returns the objective it tracked during the iteration (SGD and
+    Adam: accumulated over the epoch) or None, in which case the exact
+    objective is computed after the iteration.
+    """
+    start = objective(F, train, penalty)
+    losses: list[float] = []
+    scores: list[float] | None = [] if validation is not None else None
+    best_score, best_iter, best_F = math.inf, None, None
+    best_loss, no_improve = start, 0
+    n_iter = 0
+    for it in range(max_iter):
+        tracked = step(it)
+        loss = objective(F, train, penalty) if tracked is None else tracked
+        n_iter = it + 1
+        if not math.isfinite(loss) or loss > 1e3 * max(start, 1e-12):
+            hint = (
+                "Lower the 'learning_rate' (e.g. by a factor of 10) or raise "
+                "'alpha'."
+                if solver_name in ("sgd", "adam")
+                else "Raise 'alpha', or use dtype='float64'."
+            )
+            raise ValueError(
+                f"The {solver_name!r} solver diverged at iteration {n_iter}: the "
+                f"objective went from {start:.4g} to {loss:.4g}. {hint}"
+            )
+        losses.append(loss)
+        if validation is not None:
+            score = rmse(F, validation)
+            if not math.isfinite(score):
+                raise ValueError(
+                    f"The {solver_name!r} solver produced non-finite predictions "
+                    f"at iteration {n_iter}. Lower the 'learning_rate'."
+                )
+            scores.append(score)
+            if score < best_score:
+                if best_F is None:
+                    best_F = F.clone()
+                else:
+                    best_F.copy_(F)
+                best_iter = n_iter
+            improved = score < best_score - tol * best_score
+            best_score = min(best_score, score)
+        else:
+            improved = loss < best_loss - tol * abs(best_loss)
+            best_loss = min(best_loss, loss)
+        no_improve = 0 if improved else no_improve + 1
+        if progress is not None:
+            postfix = {"loss": f"{loss:.5f}"}
+            if scores:
+                postfix["val_rmse"] = f"{scores[-1]:.5f}"
+            progress.set_postfix(postfix, refresh=False)
+            progress.update(1)
+        if no_improve >= n_iter_no_change:
+            break
+    else:
+        if max_iter > 0 and validation is None:
+            warnings.warn(
+                f"MFRegressor ({solver_name!r}) reached max_iter={max_iter} before "
+                f"the objective converged (tol={tol}). Increase 'max_iter', raise "
+                "'tol', or use early_stopping=True.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+    if best_F is not None:
+        F.copy_(best_F)
+    return FitResult(n_iter, losses, scores, best_iter)
