@@ -43,29 +43,31 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : int, default=64
+    n_components : int, default=32
         Number of latent factors k.
 
-    alpha : float, default=0.05
+    alpha : float, default=1.2
         Regularization strength :math:`\lambda` of the factors, in [0, inf).
 
     alpha_bias : float or None, default=None
         Regularization strength of the biases, in [0, inf). None uses
         ``alpha``.
 
-    alpha_scaling : {"count", "none"}, default="count"
-        How the penalty of each user and item is scaled. "none" gives the
-        textbook objective :math:`\lambda (\|P\|^2 + \|Q\|^2 + \|b\|^2)`;
-        "count" multiplies the penalty of each row by its (weighted) number of
-        ratings, the weighted-:math:`\lambda` of ALS-WR (Zhou et al. 2008),
-        which makes a good ``alpha`` independent of the size of the data.
+    alpha_scaling : {"sqrt", "count", "none"}, default="sqrt"
+        How the penalty of each user and item is scaled by its (weighted)
+        number of ratings :math:`n`: "none" gives the textbook objective
+        :math:`\lambda (\|P\|^2 + \|Q\|^2 + \|b\|^2)`; "count" multiplies
+        each row's penalty by :math:`n`, the weighted-:math:`\lambda` of
+        ALS-WR (Zhou et al. 2008); "sqrt" by :math:`\sqrt{n}`, in between,
+        which gave the lowest test RMSE on MovieLens 100K and 1M with one
+        ``alpha`` for both (see the accuracy page of the documentation).
 
     solver : {"als", "sgd", "adam"}, default="als"
         "als": alternating exact ridge solves for all users, then all items
         (batched Cholesky). "sgd": minibatch stochastic gradient descent with
         per-rating steps. "adam": minibatch Adam.
 
-    max_iter : int, default=20
+    max_iter : int, default=30
         Maximum number of ALS sweeps or SGD/Adam epochs.
 
     learning_rate : float or "auto", default="auto"
@@ -81,7 +83,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         the weighted mean rating). If False, :math:`\mu = 0` and the model is
         :math:`\hat r_{ui} = b_u + b_i + p_u^\top q_i`.
 
-    tol : float, default=1e-4
+    tol : float, default=1e-3
         Relative tolerance of the stopping rule: training stops once the
         objective (or, with ``early_stopping``, the validation RMSE) has not
         improved by more than ``tol`` times its best value for
@@ -95,7 +97,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         Fraction of the ratings held out when ``early_stopping=True``, in
         (0, 1).
 
-    n_iter_no_change : int, default=3
+    n_iter_no_change : int, default=2
         Number of iterations without improvement before stopping.
 
     init_std : float or "auto", default="auto"
@@ -194,8 +196,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
             + \lambda_b \Big(\sum_u c_u b_u^2 + \sum_i c_i b_i^2\Big)
 
     with :math:`\lambda` = ``alpha``, :math:`\lambda_b` = ``alpha_bias`` and
-    :math:`c = 1` (``alpha_scaling="none"``) or :math:`c_u = \sum_i w_{ui}`,
-    :math:`c_i = \sum_u w_{ui}` (``alpha_scaling="count"``). A rating of
+    :math:`c = 1` (``alpha_scaling="none"``), :math:`c_u = n_u`, :math:`c_i =
+    n_i` (``alpha_scaling="count"``) or :math:`c_u = \sqrt{n_u}`, :math:`c_i =
+    \sqrt{n_i}` (``alpha_scaling="sqrt"``), where :math:`n_u = \sum_i w_{ui}`
+    and :math:`n_i = \sum_u w_{ui}` are the weighted numbers of ratings. A rating of
     weight 0 is the same as an absent rating. ``loss_curve_`` reports
     :math:`L / \sum w`.
 
@@ -253,7 +257,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "alpha_bias": [Interval(Real, 0, None, closed="left"), None],
-        "alpha_scaling": [StrOptions({"count", "none"})],
+        "alpha_scaling": [StrOptions({"sqrt", "count", "none"})],
         "solver": [StrOptions(set(SOLVERS))],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "learning_rate": [
@@ -279,19 +283,19 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_components=64,
-        alpha=0.05,
+        n_components=32,
+        alpha=1.2,
         alpha_bias=None,
-        alpha_scaling="count",
+        alpha_scaling="sqrt",
         solver="als",
-        max_iter=20,
+        max_iter=30,
         learning_rate="auto",
         batch_size="auto",
         fit_intercept=True,
-        tol=1e-4,
+        tol=1e-3,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=3,
+        n_iter_no_change=2,
         init_std="auto",
         clip=False,
         device="cpu",

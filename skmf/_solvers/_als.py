@@ -78,6 +78,7 @@ class RowGroups:
                 pos = torch.where(ar < counts[rb, None], pos, n)
                 self.blocks.append(_Block(rb, other_x[pos], sw_x[pos], r_x[pos]))
         self.dtype = dtype
+        self.weighted = weight is not None
 
 
 def _solve_rows(
@@ -90,25 +91,53 @@ def _solve_rows(
     coef: torch.Tensor,
     alpha: float,
     alpha_bias: float,
-) -> None:
-    """Set X[rows], bx[rows] to the ridge solution given the other side (Y, by)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Set X[rows], bx[rows] to the ridge solution given the other side (Y, by).
+
+    One batched GEMM per block gives the Gram matrix, the right-hand side and
+    the residuals' statistics at once: with G = sqrt(w) [z, t] (z = [y, 1],
+    t = r - mu - b_other), G^T G holds sum w z z^T, sum w t z and sum w t^2.
+
+    Returns
+    -------
+    sse, se : 0-d float64 tensors
+        sum w e^2 and sum w e of the residuals e = r - r_hat after the update.
+    """
     k = X.shape[1]
-    Z = torch.cat([Y, torch.ones_like(by)[:, None]], 1)  # (n_other, k + 1)
+    # Z = [Y, 1, -(mu + by)], plus a zero row that padding entries point to.
+    Z = torch.cat([Y, torch.ones_like(by)[:, None], -(mu + by)[:, None]], 1)
+    Z = torch.cat([Z, Z.new_zeros(1, k + 2)])
+    pad = Y.shape[0]
     reg = torch.full((k + 1,), alpha, dtype=X.dtype, device=X.device)
     reg[k] = alpha_bias
+    sse = torch.zeros((), dtype=torch.float64, device=X.device)
+    se = torch.zeros((), dtype=torch.float64, device=X.device)
     for blk in groups.blocks:
-        G = Z[blk.other].mul_(blk.sw[..., None])  # (B, L, k + 1)
-        t = blk.r - (mu + by[blk.other]) * blk.sw  # (B, L)
-        A = torch.bmm(G.mT, G)
-        A.diagonal(dim1=-2, dim2=-1).add_(coef[blk.rows, None] * reg)
-        rhs = torch.bmm(G.mT, t[..., None])
-        L, info = torch.linalg.cholesky_ex(A)
-        x = torch.cholesky_solve(rhs, L).squeeze(-1)
+        B, L = blk.other.shape
+        index = torch.where(blk.sw > 0, blk.other, pad).view(-1)
+        G = Z.index_select(0, index).view(B, L, k + 2)
+        if groups.weighted:
+            G[..., k + 1].mul_(blk.sw).add_(blk.r)
+            G[..., : k + 1].mul_(blk.sw[..., None])
+        else:
+            G[..., k + 1].add_(blk.r)
+        A = torch.bmm(G.mT, G)  # (B, k + 2, k + 2)
+        gram = A[:, : k + 1, : k + 1]
+        rhs = A[:, : k + 1, k + 1]
+        tt = A[:, k + 1, k + 1]
+        system = gram + torch.diag_embed(coef[blk.rows, None] * reg)
+        chol, info = torch.linalg.cholesky_ex(system)
+        x = torch.cholesky_solve(rhs[..., None], chol).squeeze(-1)
         bad = info > 0
         if bool(bad.any()):  # singular system (alpha = 0): least-norm solution
-            x[bad] = (torch.linalg.pinv(A[bad]) @ rhs[bad]).squeeze(-1)
+            x[bad] = (torch.linalg.pinv(system[bad]) @ rhs[bad, :, None]).squeeze(-1)
         X[blk.rows] = x[:, :k]
         bx[blk.rows] = x[:, k]
+        # Residuals of these rows: |t - z x|^2_w = t't - 2 x'rhs + x'(z'z)x.
+        gx = torch.bmm(gram, x[..., None]).squeeze(-1)
+        sse += (tt - 2 * (x * rhs).sum(1) + (x * gx).sum(1)).sum(dtype=torch.float64)
+        se += (rhs[:, k] - (gram[:, k] * x).sum(1)).sum(dtype=torch.float64)
+    return sse, se
 
 
 class ALSStep:
@@ -120,6 +149,7 @@ class ALSStep:
         k = F.P.shape[1]
         self.F, self.data, self.penalty = F, data, penalty
         self.fit_intercept = fit_intercept
+        self.total_weight = data.total_weight
         self.by_user = RowGroups(
             data.user, data.item, data.rating, data.weight, data.n_users, k
         )
@@ -127,31 +157,20 @@ class ALSStep:
             data.item, data.user, data.rating, data.weight, data.n_items, k
         )
 
-    def __call__(self, iteration: int) -> None:
+    def __call__(self, iteration: int) -> float:
         F, pen = self.F, self.penalty
         _solve_rows(
             self.by_user, F.P, F.bu, F.Q, F.bi, F.mu,
             pen.user_coef, pen.alpha, pen.alpha_bias,
         )  # fmt: skip
-        _solve_rows(
+        sse, se = _solve_rows(
             self.by_item, F.Q, F.bi, F.P, F.bu, F.mu,
             pen.item_coef, pen.alpha, pen.alpha_bias,
         )  # fmt: skip
         if self.fit_intercept:
-            F.mu.copy_(_intercept(F, self.data))
-        return None
-
-
-def _intercept(F: Factors, data: Ratings) -> torch.Tensor:
-    """Closed-form mu: the weighted mean of r - b_u - b_i - p_u . q_i."""
-    from skmf._solvers._common import CHUNK
-
-    total = torch.zeros((), dtype=torch.float64, device=F.P.device)
-    for s in range(0, len(data), CHUNK):
-        sl = slice(s, s + CHUNK)
-        u, i = data.user[sl], data.item[sl]
-        e = data.rating[sl] - (F.P[u] * F.Q[i]).sum(1) - F.bu[u] - F.bi[i]
-        if data.weight is not None:
-            e = e * data.weight[sl]
-        total += e.sum(dtype=torch.float64)
-    return (total / data.total_weight).to(F.mu.dtype)
+            # mu minimises sum w (e - delta)^2: delta = sum w e / W.
+            delta = se / self.total_weight
+            F.mu.add_(delta.to(F.mu.dtype))
+            sse = sse - self.total_weight * delta**2
+        # The exact objective, from the residual statistics of the last pass.
+        return (float(sse) + pen.value(F)) / self.total_weight

@@ -7,9 +7,10 @@ scikit-learn. The objective minimised by every solver is
         + alpha      * (sum_u c_u |p_u|^2 + sum_i c_i |q_i|^2)
         + alpha_bias * (sum_u c_u b_u^2   + sum_i c_i b_i^2)
 
-with c = 1 (``alpha_scaling="none"``, the textbook objective) or c = the
-weighted number of ratings of the row (``alpha_scaling="count"``, the
-weighted-lambda of ALS-WR). ``loss_curve_`` reports ``L / sum(w)``.
+with c = 1 (``alpha_scaling="none"``, the textbook objective), c = the
+weighted number of ratings n of the row (``alpha_scaling="count"``, the
+weighted-lambda of ALS-WR) or c = sqrt(n) (``alpha_scaling="sqrt"``).
+``loss_curve_`` reports ``L / sum(w)``.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class Penalty:
 
     @classmethod
     def build(cls, ratings: Ratings, alpha, alpha_bias, scaling: str) -> Penalty:
-        if scaling == "count":
+        if scaling in ("count", "sqrt"):
             cu, ci = ratings.row_weights()
+            if scaling == "sqrt":
+                cu, ci = cu.sqrt(), ci.sqrt()
         else:
             dtype, dev = ratings.rating.dtype, ratings.rating.device
             cu = torch.ones(ratings.n_users, dtype=dtype, device=dev)
@@ -194,16 +197,18 @@ def run_fit_loop(
     Adam: accumulated over the epoch) or None, in which case the exact
     objective is computed after the iteration.
     """
-    start = objective(F, train, penalty)
+    start = None  # reference for the divergence check: the first objective
     losses: list[float] = []
     scores: list[float] | None = [] if validation is not None else None
     best_score, best_iter, best_F = math.inf, None, None
-    best_loss, no_improve = start, 0
+    best_loss, no_improve = math.inf, 0
     n_iter = 0
     for it in range(max_iter):
         tracked = step(it)
         loss = objective(F, train, penalty) if tracked is None else tracked
         n_iter = it + 1
+        if start is None and math.isfinite(loss):
+            start = loss
         if not math.isfinite(loss) or loss > 1e3 * max(start, 1e-12):
             hint = (
                 "Lower the 'learning_rate' (e.g. by a factor of 10) or raise "
@@ -213,7 +218,7 @@ def run_fit_loop(
             )
             raise ValueError(
                 f"The {solver_name!r} solver diverged at iteration {n_iter}: the "
-                f"objective went from {start:.4g} to {loss:.4g}. {hint}"
+                f"objective went from {start} to {loss:.4g}. {hint}"
             )
         losses.append(loss)
         if validation is not None:
