@@ -1,4 +1,4 @@
-"""skmf: biased matrix factorization for explicit ratings, as a scikit-learn estimator."""
+"""skmf: biased matrix factorization for explicit ratings, scikit-learn style."""
 
 from skmf import datasets
 from skmf._estimator import MFRegressor

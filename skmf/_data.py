@@ -112,8 +112,7 @@ def _columns(X) -> tuple[list[np.ndarray], np.ndarray | None]:
             arr = np.asarray(X, dtype=object)
         except ValueError as exc:  # ragged rows
             raise ValueError(
-                f"X could not be read as a table of (user, item[, rating]) rows: "
-                f"{exc}"
+                f"X could not be read as a table of (user, item[, rating]) rows: {exc}"
             ) from None
         if arr.ndim == 2 and arr.shape[1] > 0:
             # Columns of plain numbers get a numeric dtype, as NumPy would.
@@ -188,8 +187,14 @@ def parse_ratings(
             )
         columns, feature_names = _columns(X)
         n_columns = len(columns)
-        n = len(columns[0]) if columns else 0
-        if n == 0 or n_columns == 0:
+        n = len(columns[0]) if columns else len(X)
+        if n_columns == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of "
+                f"2 is required by MFRegressor.{caller}: X must hold (user, item) "
+                "pairs or (user, item, rating) triples."
+            )
+        if n == 0:
             raise ValueError(
                 f"Found array with 0 sample(s) (shape=({n}, {n_columns})) while a "
                 f"minimum of 1 is required by MFRegressor.{caller}: there are no "
@@ -202,7 +207,7 @@ def parse_ratings(
         if n_columns not in (2, 3):
             raise ValueError(
                 f"X must have 2 columns (user, item) or 3 columns (user, item, "
-                f"rating); got {n_columns} columns. For a DataFrame, select the "
+                f"rating); got {n_columns} feature(s). For a DataFrame, select the "
                 "columns first, e.g. df[['user', 'item', 'rating']]."
             )
         users = _check_ids(columns[0], "user")

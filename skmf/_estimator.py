@@ -224,8 +224,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     its ratings. Each epoch visits the ratings once in random order, in
     minibatches. SGD steps :math:`\theta \leftarrow \theta - \eta \nabla
     \ell_{ui}` for every rating of the batch at once (the per-rating step of
-    Funk-SVD; :math:`\mu` takes the mean of its steps). Adam (Kingma and Ba,
-    2015) minimizes the minibatch mean of :math:`\ell_{ui}`.
+    Funk-SVD, capped at :math:`\eta / \max(1, \eta m)` for a row whose ratings
+    in the batch weigh :math:`m`; :math:`\mu` takes the mean of its steps).
+    Adam (Kingma and Ba, 2015) minimizes the minibatch mean of
+    :math:`\ell_{ui}`.
 
     Users or items unknown at predict time get the best estimate available:
     :math:`\mu + b_i` for an unknown user, :math:`\mu + b_u` for an unknown
@@ -264,7 +266,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
             Interval(Real, 0, None, closed="neither"),
             StrOptions({"auto"}),
         ],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "fit_intercept": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -437,10 +442,10 @@ or sparse matrix of shape (n_users, n_items)
             sel = slice(None) if index is None else index
             w = None if weights is None else weights[sel]
             return Ratings(
-                torch.as_tensor(u_codes[sel], device=device),
-                torch.as_tensor(i_codes[sel], device=device),
-                torch.as_tensor(ratings[sel], dtype=dtype, device=device),
-                None if w is None else torch.as_tensor(w, dtype=dtype, device=device),
+                _tensor(u_codes[sel], None, device),
+                _tensor(i_codes[sel], None, device),
+                _tensor(ratings[sel], dtype, device),
+                None if w is None else _tensor(w, dtype, device),
                 n_users,
                 n_items,
             )
@@ -594,12 +599,19 @@ def _extend_ids(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.concatenate([known.astype(object), new_unique.astype(object)])
 
 
+def _tensor(array: np.ndarray, dtype, device) -> torch.Tensor:
+    """A tensor on ``device`` holding ``array`` (read-only arrays are copied)."""
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.as_tensor(array, dtype=dtype, device=device)
+
+
 def _predict_codes(u, i, P, Q, bu, bi, mu) -> np.ndarray:
     """mu + bu[u] + bi[i] + P[u] . Q[i], with code -1 meaning unknown (zeros)."""
     out = np.empty(len(u), dtype=np.float64)
-    Pt, Qt = torch.from_numpy(P), torch.from_numpy(Q)
-    but, bit = torch.from_numpy(bu), torch.from_numpy(bi)
-    ut_all, it_all = torch.from_numpy(u), torch.from_numpy(i)
+    Pt, Qt, but, bit, ut_all, it_all = (
+        _tensor(a, None, "cpu") for a in (P, Q, bu, bi, u, i)
+    )
     for s in range(0, len(u), _PREDICT_CHUNK):
         ut, it = ut_all[s : s + _PREDICT_CHUNK], it_all[s : s + _PREDICT_CHUNK]
         ku, ki = ut >= 0, it >= 0

@@ -135,7 +135,8 @@ def _solve_rows(
         bx[blk.rows] = x[:, k]
         # Residuals of these rows: |t - z x|^2_w = t't - 2 x'rhs + x'(z'z)x.
         gx = torch.bmm(gram, x[..., None]).squeeze(-1)
-        sse += (tt - 2 * (x * rhs).sum(1) + (x * gx).sum(1)).sum(dtype=torch.float64)
+        rss = tt - 2 * (x * rhs).sum(1) + (x * gx).sum(1)
+        sse += rss.clamp_min(0).sum(dtype=torch.float64)
         se += (rhs[:, k] - (gram[:, k] * x).sum(1)).sum(dtype=torch.float64)
     return sse, se
 

@@ -197,7 +197,13 @@ def run_fit_loop(
     Adam: accumulated over the epoch) or None, in which case the exact
     objective is computed after the iteration.
     """
-    start = None  # reference for the divergence check: the first objective
+    # Divergence: the objective exceeds 1000 x the first one (or x the mean
+    # squared rating, the objective of the zero model, if that is larger).
+    start = None
+    r2 = train.rating.square()
+    if train.weight is not None:
+        r2 = r2 * train.weight
+    scale = float(r2.sum(dtype=torch.float64)) / train.total_weight
     losses: list[float] = []
     scores: list[float] | None = [] if validation is not None else None
     best_score, best_iter, best_F = math.inf, None, None
@@ -209,10 +215,9 @@ def run_fit_loop(
         n_iter = it + 1
         if start is None and math.isfinite(loss):
             start = loss
-        if not math.isfinite(loss) or loss > 1e3 * max(start, 1e-12):
+        if not math.isfinite(loss) or loss > 1e3 * max(start, scale):
             hint = (
-                "Lower the 'learning_rate' (e.g. by a factor of 10) or raise "
-                "'alpha'."
+                "Lower the 'learning_rate' (e.g. by a factor of 10) or raise 'alpha'."
                 if solver_name in ("sgd", "adam")
                 else "Raise 'alpha', or use dtype='float64'."
             )

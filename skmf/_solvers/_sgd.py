@@ -11,9 +11,13 @@ where s_u = w_ui c_u / W_u spreads the penalty of user u over its ratings
 epoch. Each epoch visits the ratings in a random order, in minibatches.
 
 * ``sgd``: for every rating in the minibatch, the step is
-  ``theta -= learning_rate * grad l_ui`` (the per-rating step of Funk-SVD,
-  Surprise and LIBMF), applied to all ratings of the batch at once with
-  ``index_add_``. The intercept takes the mean of its per-rating steps.
+  ``theta -= eta * grad l_ui`` (the per-rating step of Funk-SVD, Surprise and
+  LIBMF), applied to all ratings of the batch at once with ``index_add_``.
+  A row (user or item) whose ratings in the batch weigh m in total takes the
+  step ``eta / max(1, eta * m)``: the summed step then never overshoots the
+  exact minimiser along its bias (curvature 2 m), which keeps large
+  minibatches stable; with ``eta * m <= 1`` it is plain per-rating SGD. The
+  intercept takes the mean of its per-rating steps.
 * ``adam``: torch's Adam on the minibatch mean of l_ui (the textbook
   recipe), with dense moment estimates for all parameters.
 """
@@ -87,15 +91,23 @@ class _MinibatchStep:
 class SGDStep(_MinibatchStep):
     """One epoch of minibatch SGD with per-rating steps (see module docstring)."""
 
+    def _row_steps(self, rows, w, n_rows):
+        """-eta / max(1, eta * m_row) for each rating of the batch."""
+        m = torch.zeros(n_rows, dtype=w.dtype, device=w.device).index_add_(0, rows, w)
+        return (-self.lr / (self.lr * m[rows]).clamp_min(1.0))[:, None]
+
     def __call__(self, iteration: int) -> float:
-        F, lr = self.F, self.lr
+        F, lr, d = self.F, self.lr, self.data
         total = torch.zeros((), dtype=torch.float64, device=F.P.device)
         for idx in self._batches():
             u, i, g_p, g_q, g_bu, g_bi, g_mu, loss = self._gradients(idx)
-            F.P.index_add_(0, u, g_p, alpha=-lr)
-            F.Q.index_add_(0, i, g_q, alpha=-lr)
-            F.bu.index_add_(0, u, g_bu, alpha=-lr)
-            F.bi.index_add_(0, i, g_bi, alpha=-lr)
+            w = torch.ones_like(g_bu) if d.weight is None else d.weight[idx]
+            step_u = self._row_steps(u, w, d.n_users)
+            step_i = self._row_steps(i, w, d.n_items)
+            F.P.index_add_(0, u, g_p.mul_(step_u))
+            F.Q.index_add_(0, i, g_q.mul_(step_i))
+            F.bu.index_add_(0, u, g_bu.mul_(step_u[:, 0]))
+            F.bi.index_add_(0, i, g_bi.mul_(step_i[:, 0]))
             if self.fit_intercept:
                 F.mu.sub_(lr * g_mu / idx.shape[0])
             total += loss

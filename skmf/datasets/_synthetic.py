@@ -89,7 +89,9 @@ def make_ratings(
     if rating_scale is not None:
         lo, hi = (float(v) for v in rating_scale)
         if not lo < hi:
-            raise ValueError(f"rating_scale must be (low, high) with low < high; got {rating_scale}.")
+            raise ValueError(
+                f"rating_scale must be (low, high) with low < high; got {rating_scale}."
+            )
         width, mu = hi - lo, (lo + hi) / 2
     else:
         width, mu = 4.0, 0.0

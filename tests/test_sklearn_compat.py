@@ -1,0 +1,144 @@
+"""scikit-learn's estimator checks, and the meta-estimators users combine us with."""
+
+import pickle
+import pickletools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmf import MFRegressor
+
+# The checks feed a free feature matrix of any width to a regressor. For skmf,
+# X is (user, item) ids with y, or (user, item, rating) triples without y:
+FREE_WIDTH = (
+    "feeds a feature matrix with more than 3 columns; skmf's X has 2 columns "
+    "(user, item) or 3 (user, item, rating)"
+)
+TRIPLES_AND_Y = (
+    "feeds a 3-column X together with y; for skmf 3 columns are (user, item, "
+    "rating) triples, so y must be None (a clear error)"
+)
+SPARSE_AND_Y = (
+    "fits a sparse X together with y; a sparse X is skmf's rating matrix whose "
+    "stored entries are the ratings, so y must be None"
+)
+EXPECTED_FAILED_CHECKS = {
+    "check_fit_score_takes_y": TRIPLES_AND_Y,
+    "check_dont_overwrite_parameters": TRIPLES_AND_Y,
+    "check_sample_weights_list": TRIPLES_AND_Y,
+    "check_pipeline_consistency": TRIPLES_AND_Y,
+    "check_estimators_nan_inf": TRIPLES_AND_Y,
+    "check_estimators_pickle": TRIPLES_AND_Y,
+    "check_f_contiguous_array_estimator": TRIPLES_AND_Y,
+    "check_supervised_y_2d": TRIPLES_AND_Y,
+    "check_methods_sample_order_invariance": TRIPLES_AND_Y,
+    "check_methods_subset_invariance": TRIPLES_AND_Y,
+    "check_dict_unchanged": TRIPLES_AND_Y,
+    "check_fit2d_predict1d": TRIPLES_AND_Y,
+    "check_n_features_in_after_fitting": (
+        "expects predict to reject a different number of columns; skmf's predict "
+        "takes (user, item) pairs or triples whatever fit was given"
+    ),
+    "check_positive_only_tag_during_fit": FREE_WIDTH,
+    "check_estimators_dtypes": FREE_WIDTH,
+    "check_all_zero_sample_weights_error": FREE_WIDTH,
+    "check_sample_weight_equivalence_on_dense_data": FREE_WIDTH,
+    "check_sample_weight_equivalence_on_sparse_data": SPARSE_AND_Y,
+    "check_estimator_sparse_tag": SPARSE_AND_Y,
+    "check_dtype_object": FREE_WIDTH,
+    "check_regressors_train": FREE_WIDTH,
+    "check_regressor_data_not_an_array": FREE_WIDTH,
+    "check_regressors_no_decision_function": FREE_WIDTH,
+    "check_regressors_int": FREE_WIDTH,
+    "check_non_transformer_estimators_n_iter": FREE_WIDTH,
+    "check_fit2d_1sample": FREE_WIDTH,
+}
+
+
+@parametrize_with_checks(
+    [MFRegressor(max_iter=5)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def data(small_ratings):
+    return small_ratings.X, small_ratings.y
+
+
+def test_not_fitted_error():
+    with pytest.raises(NotFittedError):
+        MFRegressor().predict([[0, 0]])
+
+
+def test_clone_and_params_roundtrip():
+    model = MFRegressor(n_components=7, alpha=0.3, solver="sgd", device="cpu")
+    twin = clone(model)
+    assert twin.get_params() == model.get_params()
+    twin.set_params(alpha=2.0)
+    assert twin.alpha == 2.0 and model.alpha == 0.3
+
+
+def test_same_random_state_same_model(data):
+    X, y = data
+    for solver in ("als", "sgd", "adam"):
+        a = MFRegressor(solver=solver, max_iter=3, random_state=5).fit(X, y)
+        b = MFRegressor(solver=solver, max_iter=3, random_state=5).fit(X, y)
+        np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+        np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_grid_search(data, n_jobs):
+    X, y = data
+    search = GridSearchCV(
+        MFRegressor(max_iter=5, random_state=0),
+        {"n_components": [2, 5], "alpha": [0.5, 5.0]},
+        cv=KFold(3, shuffle=True, random_state=0),
+        scoring="neg_root_mean_squared_error",
+        n_jobs=n_jobs,
+    ).fit(X, y)
+    assert set(search.best_params_) == {"n_components", "alpha"}
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_estimator_.predict(X[:3]).shape == (3,)
+
+
+def test_cross_val_score_beats_the_mean(data):
+    X, y = data
+    cv = KFold(4, shuffle=True, random_state=0)
+    scores = cross_val_score(MFRegressor(random_state=0), X, y, cv=cv)
+    assert np.all(scores > 0.3)  # R^2 of the mean predictor is ~0
+
+
+def test_pipeline_with_dataframe_and_string_ids(data):
+    X, y = data
+    df = pd.DataFrame({
+        "timestamp": np.arange(len(y)),
+        "user": [f"user-{u}" for u in X[:, 0]],
+        "item": [f"item-{i}" for i in X[:, 1]],
+    })  # fmt: skip
+    select = ColumnTransformer([("ids", "passthrough", ["user", "item"])])
+    pipe = make_pipeline(select, MFRegressor(random_state=0)).fit(df, y)
+    direct = MFRegressor(random_state=0).fit(df[["user", "item"]], y)
+    np.testing.assert_allclose(pipe.predict(df), direct.predict(df[["user", "item"]]))
+
+
+def test_pickle_holds_plain_numpy_only(data):
+    X, y = data
+    model = MFRegressor(max_iter=3, random_state=0).fit(X, y)
+    blob = pickle.dumps(model)
+    opcodes = " ".join(str(arg) for _, arg, _ in pickletools.genops(blob))
+    assert "torch" not in opcodes  # no tensor, no torch object in the state
+    loaded = pickle.loads(blob)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert type(getattr(loaded, name)) is np.ndarray

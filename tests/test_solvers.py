@@ -1,0 +1,184 @@
+"""The torch kernels against independent references (NumPy closed forms, autograd)."""
+
+import numpy as np
+import pytest
+import torch
+from _reference import objective_np
+
+from skmf import MFRegressor
+from skmf._solvers import Factors, Penalty, Ratings
+from skmf._solvers._als import RowGroups, _solve_rows
+from skmf._solvers._sgd import SGDStep
+
+
+def _tiny(seed=0, n_users=7, n_items=5, n=25, weighted=False):
+    rng = np.random.RandomState(seed)
+    pairs = {(rng.randint(n_users), rng.randint(n_items)) for _ in range(4 * n)}
+    pairs = sorted(pairs)[:n]
+    u = np.array([p[0] for p in pairs])
+    i = np.array([p[1] for p in pairs])
+    r = rng.uniform(1, 5, size=len(u))
+    w = rng.uniform(0.2, 2.0, size=len(u)) if weighted else None
+    return u, i, r, w
+
+
+def _ratings(u, i, r, w, n_users, n_items, dtype=torch.float64):
+    return Ratings(
+        torch.as_tensor(u),
+        torch.as_tensor(i),
+        torch.as_tensor(r, dtype=dtype),
+        None if w is None else torch.as_tensor(w, dtype=dtype),
+        n_users,
+        n_items,
+    )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("scaling", ["none", "count", "sqrt"])
+def test_als_user_update_is_numpy_ridge_solution(weighted, scaling):
+    """One batched ALS half-sweep equals a per-user np.linalg.solve."""
+    u, i, r, w = _tiny(weighted=weighted)
+    n_users, n_items, k = 7, 5, 3
+    rng = np.random.RandomState(1)
+    Q, bi = rng.normal(size=(n_items, k)), rng.normal(size=n_items)
+    mu, alpha, alpha_b = 3.0, 0.3, 0.1
+    data = _ratings(u, i, r, w, n_users, n_items)
+    pen = Penalty.build(data, alpha, alpha_b, scaling)
+    P_t = torch.zeros(n_users, k, dtype=torch.float64)
+    bu_t = torch.zeros(n_users, dtype=torch.float64)
+    groups = RowGroups(data.user, data.item, data.rating, data.weight, n_users, k)
+    _solve_rows(
+        groups, P_t, bu_t, torch.as_tensor(Q), torch.as_tensor(bi),
+        torch.tensor(mu, dtype=torch.float64), pen.user_coef, alpha, alpha_b,
+    )  # fmt: skip
+
+    wt = np.ones(len(r)) if w is None else w
+    for user in range(n_users):
+        m = u == user
+        if not m.any():
+            continue
+        n_u = wt[m].sum()
+        c = {"none": 1.0, "count": n_u, "sqrt": np.sqrt(n_u)}[scaling]
+        Z = np.column_stack([Q[i[m]], np.ones(m.sum())])
+        t = r[m] - mu - bi[i[m]]
+        A = Z.T @ (wt[m, None] * Z) + c * np.diag([alpha] * k + [alpha_b])
+        x = np.linalg.solve(A, Z.T @ (wt[m] * t))
+        np.testing.assert_allclose(P_t[user].numpy(), x[:k], rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(float(bu_t[user]), x[k], rtol=1e-9, atol=1e-10)
+
+
+def _autograd_objective(u, i, r, w, P, Q, bu, bi, mu, alpha, alpha_b, scaling):
+    """The documented objective written directly with torch ops (sum form)."""
+    wt = torch.ones_like(r) if w is None else w
+    pred = mu + bu[u] + bi[i] + (P[u] * Q[i]).sum(1)
+    nu = torch.zeros(P.shape[0], dtype=r.dtype).index_add_(0, u, wt)
+    ni = torch.zeros(Q.shape[0], dtype=r.dtype).index_add_(0, i, wt)
+    f = {"none": torch.ones_like, "count": lambda x: x, "sqrt": torch.sqrt}[scaling]
+    cu, ci = f(nu), f(ni)
+    return (
+        (wt * (r - pred) ** 2).sum()
+        + alpha * (cu @ (P**2).sum(1) + ci @ (Q**2).sum(1))
+        + alpha_b * (cu @ bu**2 + ci @ bi**2)
+    )
+
+
+@pytest.mark.parametrize("scaling", ["none", "count", "sqrt"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_als_converges_to_a_stationary_point_of_the_objective(scaling, fit_intercept):
+    """At ALS convergence the autograd gradient of the documented objective is ~0."""
+    u, i, r, w = _tiny(seed=3, n_users=12, n_items=9, n=70, weighted=True)
+    X = np.column_stack([u, i])
+    model = MFRegressor(
+        n_components=3, alpha=0.5, alpha_bias=0.2, alpha_scaling=scaling,
+        max_iter=600, tol=0, n_iter_no_change=600, dtype="float64",
+        fit_intercept=fit_intercept, random_state=0,
+    )  # fmt: skip
+    with pytest.warns(Warning):  # max_iter reached: tol=0 never converges
+        model.fit(X, r, sample_weight=w)
+    uc = np.searchsorted(model.users_, u)
+    ic = np.searchsorted(model.items_, i)
+    params = [
+        torch.tensor(a, dtype=torch.float64, requires_grad=True)
+        for a in (
+            model.user_factors_, model.item_factors_, model.user_bias_,
+            model.item_bias_, model.intercept_,
+        )
+    ]  # fmt: skip
+    loss = _autograd_objective(
+        torch.as_tensor(uc), torch.as_tensor(ic), torch.as_tensor(r),
+        torch.as_tensor(w), *params, 0.5, 0.2, scaling,
+    )  # fmt: skip
+    grads = torch.autograd.grad(loss, params)
+    if not fit_intercept:
+        assert model.intercept_ == 0.0
+        grads = grads[:4]
+    for g in grads:
+        assert float(g.abs().max()) < 1e-6
+    # The reported objective is the documented one, per unit of weight.
+    ref = objective_np(model, u, i, r, w, scaling=scaling)
+    np.testing.assert_allclose(model.loss_curve_[-1], ref, rtol=1e-8)
+    np.testing.assert_allclose(loss.item() / w.sum(), ref, rtol=1e-8)
+
+
+def test_sgd_minibatch_gradients_match_autograd():
+    """The hand-written per-rating gradients are those of the documented terms."""
+    u, i, r, w = _tiny(seed=5, n_users=6, n_items=6, n=30, weighted=True)
+    data = _ratings(u, i, r, w, 6, 6)
+    rng = np.random.RandomState(0)
+    F = Factors(
+        torch.as_tensor(rng.normal(size=(6, 4))),
+        torch.as_tensor(rng.normal(size=(6, 4))),
+        torch.as_tensor(rng.normal(size=6)), torch.as_tensor(rng.normal(size=6)),
+        torch.tensor(3.0, dtype=torch.float64),
+    )  # fmt: skip
+    pen = Penalty.build(data, 0.7, 0.3, "sqrt")
+    step = SGDStep(
+        F, data, pen, learning_rate=0.1, batch_size=30, fit_intercept=True,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    idx = torch.arange(len(r))
+    uu, ii, g_p, g_q, g_bu, g_bi, g_mu, loss = step._gradients(idx)
+    # Summed over the whole data set, the per-rating terms give L and grad L.
+    params = [t.clone().requires_grad_(True) for t in (F.P, F.Q, F.bu, F.bi, F.mu)]
+    ref = _autograd_objective(
+        data.user, data.item, data.rating, data.weight, *params, 0.7, 0.3, "sqrt"
+    )
+    gP, gQ, gbu, gbi, gmu = torch.autograd.grad(ref, params)
+    np.testing.assert_allclose(float(loss), float(ref), rtol=1e-10)
+    zeros = torch.zeros_like
+    torch.testing.assert_close(zeros(F.P).index_add_(0, uu, g_p), gP)
+    torch.testing.assert_close(zeros(F.Q).index_add_(0, ii, g_q), gQ)
+    torch.testing.assert_close(zeros(F.bu).index_add_(0, uu, g_bu), gbu)
+    torch.testing.assert_close(zeros(F.bi).index_add_(0, ii, g_bi), gbi)
+    torch.testing.assert_close(g_mu, gmu)
+
+
+def test_als_objective_never_increases(small_ratings):
+    model = MFRegressor(solver="als", max_iter=15, tol=0, random_state=0)
+    with pytest.warns(Warning):
+        model.fit(small_ratings.X, small_ratings.y)
+    curve = np.asarray(model.loss_curve_)
+    assert np.all(np.diff(curve) <= 1e-6 * curve[:-1])
+    ref = objective_np(model, *small_ratings.X.T, small_ratings.y)
+    np.testing.assert_allclose(curve[-1], ref, rtol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["als", "sgd", "adam"])
+def test_every_solver_lowers_the_same_objective(small_ratings, solver):
+    """Each solver ends well below the objective of the bias-free mean model,
+    and near the ALS optimum (all three minimise one objective)."""
+    X, y = small_ratings.X, small_ratings.y
+    params = {
+        "n_components": 5,
+        "alpha": 1.0,
+        "random_state": 0,
+        "max_iter": 60,
+        "tol": 1e-5,
+    }
+    ref_model = MFRegressor(**params, solver="als").fit(X, y)
+    best = objective_np(ref_model, *X.T, y)
+    model = MFRegressor(**params, solver=solver).fit(X, y)
+    value = objective_np(model, *X.T, y)
+    mean_model_value = np.var(y)  # P = Q = 0, b = 0, mu = mean: L / n = var(y)
+    assert value < 0.7 * mean_model_value
+    assert value < 1.1 * best
