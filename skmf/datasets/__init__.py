@@ -1,5 +1,10 @@
-"""Rating data sets: synthetic ratings and (later) MovieLens loaders."""
+"""Rating data sets: synthetic ratings and the MovieLens loaders."""
 
+from skmf.datasets._movielens import (
+    get_data_home,
+    load_movielens,
+    load_movielens_split,
+)
 from skmf.datasets._synthetic import make_ratings
 
-__all__ = ["make_ratings"]
+__all__ = ["get_data_home", "load_movielens", "load_movielens_split", "make_ratings"]
