@@ -1,0 +1,582 @@
+"""The ``skmf`` command: ``demo``, ``fit``, ``evaluate`` and ``recommend``.
+
+Errors are reported as one line on stderr (``skmf: error: ...``) with a non-zero
+exit status, never as a traceback (``skmf --debug ...`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["main"]
+
+PROG = "skmf"
+
+#: Compression suffixes pandas reads transparently.
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+#: Model parameters settable on the command line: dest -> (type, metavar).
+_MODEL_OPTIONS = {
+    "n_components": (int, "K"),
+    "alpha": (float, "ALPHA"),
+    "solver": (str, None),
+    "max_iter": (int, "N"),
+    "random_state": (int, "SEED"),
+    "device": (str, "DEVICE"),
+    "n_jobs": (int, "N"),
+}
+
+# Shape of the synthetic demo data at 100,000 ratings (that of MovieLens 100K).
+_DEMO_USERS, _DEMO_ITEMS, _DEMO_RATINGS = 943, 1682, 100_000
+
+
+class CLIError(Exception):
+    """An error the command reports as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block)."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see '{self.prog} --help')", status=2)
+
+
+# ------------------------------------------------------------------- parsers
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "ratings",
+        metavar="RATINGS",
+        help="rating file: .csv, .tsv, .parquet, or .dat ('::' separated, "
+        "MovieLens style, no header), optionally compressed (.gz, .bz2, .xz, "
+        ".zip); any other name needs --sep",
+    )
+    group = parser.add_argument_group("columns")
+    for what, position in (("user", 0), ("item", 1), ("rating", 2)):
+        group.add_argument(
+            f"--{what}-col",
+            metavar=what[0].upper(),
+            help=f"name of the {what} column, or its 0-based position (default: "
+            f"'{what}' if the file has a header, else position {position})",
+        )
+    group.add_argument(
+        "--sep",
+        help="field separator of a text file (default: from the extension; "
+        r"'\t' for tab)",
+    )
+    group.add_argument(
+        "--no-header",
+        action="store_true",
+        help="the text file has no header row: give columns by position",
+    )
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from skmf._estimator import MFRegressor
+    from skmf._solvers import SOLVERS
+
+    defaults = MFRegressor().get_params()
+    group = parser.add_argument_group(
+        "model", "MFRegressor parameters (default: the estimator's default)"
+    )
+    for dest, (kind, metavar) in _MODEL_OPTIONS.items():
+        extra = {"choices": sorted(SOLVERS)} if dest == "solver" else {}
+        group.add_argument(
+            "--" + dest.replace("_", "-"),
+            type=kind,
+            metavar=metavar,
+            help=f"default: {defaults[dest]!r}",
+            **extra,
+        )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="show a progress bar per fit"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skmf`` command."""
+    from skmf import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Biased matrix factorization for explicit ratings (skmf "
+        f"{__version__}).",
+    )
+    parser.add_argument("--version", action="version", version=f"skmf {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback on errors"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="fit on MovieLens 100K (or synthetic data) and report test RMSE",
+        description="Fit MFRegressor on the official split u1 of MovieLens 100K "
+        "when a local copy is found (nothing is downloaded), else on synthetic "
+        "ratings, and print the test RMSE of the model and of the global mean, "
+        "the fit time and the device.",
+    )
+    demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, auto")
+    demo.add_argument(
+        "--data-home",
+        metavar="DIR",
+        help="folder holding ml-100k/ or ml-100k.zip (default: $SKMF_DATA, else "
+        "~/skmf_data)",
+    )
+    demo.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="use synthetic ratings even if MovieLens 100K is available",
+    )
+    demo.add_argument(
+        "--n-ratings",
+        type=int,
+        default=_DEMO_RATINGS,
+        metavar="N",
+        help=f"number of synthetic ratings (default: {_DEMO_RATINGS})",
+    )
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit a model to a rating file and save it",
+        description="Fit MFRegressor to the ratings of a file and save the "
+        "fitted estimator (joblib pickle) to --output.",
+    )
+    _add_data_arguments(fit)
+    _add_model_arguments(fit)
+    fit.add_argument(
+        "-o", "--output", required=True, metavar="MODEL", help="model file to write"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="k-fold cross-validated RMSE and MAE on a rating file",
+        description="Cross-validate MFRegressor on the ratings of a file: "
+        "KFold(n_splits=K, shuffle=True, random_state=0) over the ratings; "
+        "prints the RMSE and MAE of every fold and their mean and standard "
+        "deviation.",
+    )
+    _add_data_arguments(evaluate)
+    _add_model_arguments(evaluate)
+    evaluate.add_argument(
+        "--cv", type=int, default=5, metavar="K", help="number of folds (default: 5)"
+    )
+
+    recommend = commands.add_parser(
+        "recommend",
+        help="top-n items for a user from a saved model",
+        description="Print the n best items for a user from a model saved by "
+        "'skmf fit'. Only load model files you trust: they are pickles.",
+    )
+    recommend.add_argument("model", metavar="MODEL", help="model file of 'skmf fit'")
+    recommend.add_argument("--user", required=True, metavar="U", help="user id")
+    recommend.add_argument(
+        "-n", type=int, default=10, metavar="N", help="number of items (default: 10)"
+    )
+    return parser
+
+
+# --------------------------------------------------------------------- input
+def _format_kind(path: Path) -> tuple[str, str | None]:
+    """The file format from the name, and the compression suffix if any."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        compression = suffixes.pop()
+    return (suffixes[-1] if suffixes else ""), compression
+
+
+def _read_double_colon(path: Path) -> pd.DataFrame:
+    """Read a '::' separated file without header (MovieLens .dat)."""
+    try:  # fast: split on ":" and keep the even fields
+        frame = pd.read_csv(path, sep=":", header=None, encoding="latin-1")
+        n = frame.shape[1]
+        if n % 2 == 1 and all(frame[j].isna().all() for j in range(1, n, 2)):
+            frame = frame.iloc[:, ::2]
+            frame.columns = range(frame.shape[1])
+            return frame
+    except pd.errors.ParserError:
+        pass
+    return pd.read_csv(path, sep="::", header=None, engine="python", encoding="latin-1")
+
+
+def _read_table(path_arg: str, sep: str | None, no_header: bool):
+    """Read a rating file; returns the frame and whether it has named columns."""
+    path = Path(path_arg)
+    if not path.exists():
+        raise CLIError(f"rating file not found: {path}")
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder, not a rating file")
+    kind, _ = _format_kind(path)
+    if sep is not None:
+        sep = sep.encode().decode("unicode_escape")  # "\t" typed on the shell
+    try:
+        if kind == ".parquet" and sep is None:
+            try:
+                return pd.read_parquet(path), True
+            except ImportError as exc:
+                raise CLIError(
+                    f"reading {path} needs pyarrow or fastparquet: pip install "
+                    f"pyarrow ({exc})"
+                ) from None
+        if sep is None:
+            if kind == ".dat":
+                return _read_double_colon(path), False
+            if kind == ".csv":
+                sep = ","
+            elif kind in (".tsv", ".tab"):
+                sep = "\t"
+            else:
+                raise CLIError(
+                    f"cannot tell the format of {path} from its name: use a .csv, "
+                    ".tsv, .parquet or .dat file, or give the field separator with "
+                    r"--sep (e.g. --sep '\t' --no-header for MovieLens u.data)"
+                )
+        if sep == "::":
+            return _read_double_colon(path), False
+        header = None if no_header else "infer"
+        return pd.read_csv(path, sep=sep, header=header), not no_header
+    except CLIError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        # pandas' ParserError and EmptyDataError are ValueErrors.
+        raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
+
+
+def _resolve_column(frame, spec, default, position, named, option, path) -> object:
+    """The column label meant by ``spec`` (a name or a 0-based position)."""
+    labels = list(frame.columns)
+    if spec is None:
+        if named and default in labels:
+            return default
+        if not named and position < len(labels):
+            return labels[position]
+        spec = default if named else str(position)
+    for label in labels:
+        if str(label) == spec:
+            return label
+    if spec.lstrip("-").isdigit() and -len(labels) <= int(spec) < len(labels):
+        return labels[int(spec)]
+    shown = ", ".join(str(c) for c in labels[:30])
+    if len(labels) > 30:
+        shown += f", ... ({len(labels)} columns)"
+    hint = (
+        f"; give the column with {option}"
+        if named
+        else f"; the file has no header, so give {option} as a 0-based position"
+    )
+    raise CLIError(
+        f"column {spec!r} not found in {path}; available columns: {shown}{hint}"
+    )
+
+
+def _load_ratings(args) -> pd.DataFrame:
+    """The user, item and rating columns of the rating file of ``args``."""
+    frame, named = _read_table(args.ratings, args.sep, args.no_header)
+    cols = [
+        _resolve_column(frame, spec, default, pos, named, option, args.ratings)
+        for spec, default, pos, option in (
+            (args.user_col, "user", 0, "--user-col"),
+            (args.item_col, "item", 1, "--item-col"),
+            (args.rating_col, "rating", 2, "--rating-col"),
+        )
+    ]
+    if len(set(cols)) < 3:
+        raise CLIError(
+            f"the user, item and rating columns must differ; got {cols} for "
+            f"{args.ratings}"
+        )
+    ratings = frame[cols].copy()
+    ratings.columns = ["user", "item", "rating"]
+    if len(ratings) == 0:
+        raise CLIError(f"{args.ratings} holds no ratings")
+    if not pd.api.types.is_numeric_dtype(ratings["rating"]):
+        values = pd.to_numeric(ratings["rating"], errors="coerce")
+        bad = ratings["rating"][values.isna()].iloc[:1].tolist()
+        if bad:
+            raise CLIError(
+                f"the rating column {cols[2]!r} of {args.ratings} holds values "
+                f"that are not numbers, e.g. {bad[0]!r}; choose another column "
+                "with --rating-col"
+            )
+        ratings["rating"] = values
+    return ratings
+
+
+def _make_model(args, **params):
+    from skmf._estimator import MFRegressor
+
+    for dest in _MODEL_OPTIONS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            params[dest] = value
+    if getattr(args, "verbose", False):
+        params["verbose"] = 1
+    return MFRegressor(**params)
+
+
+def _device_name(device) -> str:
+    from skmf._device import resolve_device
+
+    return str(resolve_device(device))
+
+
+def _rmse(y, pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y) - pred) ** 2)))
+
+
+# ------------------------------------------------------------------ commands
+def _demo(args, out) -> int:
+    from skmf.datasets import get_data_home, load_movielens_split, make_ratings
+
+    device = _device_name(args.device)
+    source = None
+    if not args.synthetic:
+        home = get_data_home(args.data_home)
+        try:
+            train, test = load_movielens_split(
+                "u1", data_home=args.data_home, download_if_missing=False
+            )
+            source = (
+                f"MovieLens 100K, official split u1 (from {home}): "
+                f"{len(train):,} training and {len(test):,} test ratings"
+            )
+        except FileNotFoundError:
+            print(
+                f"MovieLens 100K not found in {home} (put ml-100k.zip or ml-100k/ "
+                "there, or use --data-home or SKMF_DATA); using synthetic data.",
+                file=out,
+            )
+    if source is None:
+        n = args.n_ratings
+        if n < 10:
+            raise CLIError(f"--n-ratings must be at least 10; got {n}", status=2)
+        scale = math.sqrt(n / _DEMO_RATINGS)  # same density as MovieLens 100K
+        n_users = max(10, round(_DEMO_USERS * scale))
+        n_items = max(10, round(_DEMO_ITEMS * scale))
+        data = make_ratings(
+            n_users=n_users, n_items=n_items, n_ratings=n, random_state=0
+        ).frame
+        test_mask = np.random.RandomState(0).rand(n) < 0.2
+        train, test = data[~test_mask], data[test_mask]
+        source = (
+            f"synthetic ratings from make_ratings ({n_users:,} users, "
+            f"{n_items:,} items): {len(train):,} training and {len(test):,} "
+            "test ratings"
+        )
+    print(f"Data: {source}", file=out)
+    print(f"Fitting MFRegressor(verbose=1) on {device}...", file=out, flush=True)
+    model = _make_model(args, verbose=1, random_state=0)
+    columns = ["user", "item", "rating"]
+    start = time.perf_counter()
+    model.fit(train[columns])
+    elapsed = time.perf_counter() - start
+    rmse = _rmse(test["rating"], model.predict(test[["user", "item"]]))
+    baseline = _rmse(test["rating"], np.full(len(test), train["rating"].mean()))
+    print(f"Test RMSE: {rmse:.4f} (global-mean baseline: {baseline:.4f})", file=out)
+    print(f"Fit time: {elapsed:.2f} s on {device}", file=out)
+    return 0
+
+
+def _fit(args, out) -> int:
+    import joblib
+
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise CLIError(f"cannot write {output}: folder {output.parent} not found")
+    ratings = _load_ratings(args)
+    model = _make_model(args)
+    device = _device_name(model.device)
+    start = time.perf_counter()
+    model.fit(ratings)
+    elapsed = time.perf_counter() - start
+    rmse = _rmse(ratings["rating"], model.predict(ratings[["user", "item"]]))
+    try:
+        joblib.dump(model, output)
+    except OSError as exc:
+        raise CLIError(f"cannot write {output}: {_one_line(exc)}") from None
+    print(
+        f"Fitted MFRegressor on {len(ratings):,} ratings ({len(model.users_):,} "
+        f"users, {len(model.items_):,} items) in {elapsed:.2f} s on {device}; "
+        f"training RMSE {rmse:.4f}",
+        file=out,
+    )
+    print(f"Saved the model to {output}", file=out)
+    return 0
+
+
+def _evaluate(args, out) -> int:
+    from sklearn.model_selection import KFold
+
+    ratings = _load_ratings(args)
+    if args.cv < 2:
+        raise CLIError(f"--cv must be at least 2; got {args.cv}", status=2)
+    if args.cv > len(ratings):
+        raise CLIError(
+            f"--cv={args.cv} is more folds than the {len(ratings)} ratings", status=2
+        )
+    model = _make_model(args)
+    device = _device_name(model.device)
+    print(
+        f"{args.cv}-fold cross-validation of MFRegressor on {len(ratings):,} "
+        f"ratings ({device})",
+        file=out,
+    )
+    header = f"{'fold':>4} {'train':>10} {'test':>9} {'RMSE':>8} {'MAE':>8}"
+    print(f"{header} {'fit (s)':>8}", file=out)
+    rmses, maes = [], []
+    folds = KFold(n_splits=args.cv, shuffle=True, random_state=0)
+    for k, (train, test) in enumerate(folds.split(ratings), start=1):
+        model = _make_model(args)
+        start = time.perf_counter()
+        model.fit(ratings.iloc[train])
+        elapsed = time.perf_counter() - start
+        truth = ratings["rating"].to_numpy()[test]
+        pred = model.predict(ratings.iloc[test, :2])
+        rmses.append(_rmse(truth, pred))
+        maes.append(float(np.mean(np.abs(truth - pred))))
+        row = f"{k:>4} {len(train):>10,} {len(test):>9,} {rmses[-1]:>8.4f}"
+        print(f"{row} {maes[-1]:>8.4f} {elapsed:>8.2f}", file=out)
+    print(
+        f"mean ± std: RMSE {np.mean(rmses):.4f} ± {np.std(rmses):.4f}, "
+        f"MAE {np.mean(maes):.4f} ± {np.std(maes):.4f}",
+        file=out,
+    )
+    return 0
+
+
+def _parse_user(text: str, known: np.ndarray):
+    """The user id typed on the command line, in the type of the model's ids."""
+    if known.dtype.kind in "iu":
+        try:
+            return int(text)
+        except ValueError:
+            raise CLIError(
+                f"--user must be an integer id for this model; got {text!r}",
+                status=2,
+            ) from None
+    if known.dtype.kind == "f":
+        try:
+            return float(text)
+        except ValueError:
+            raise CLIError(
+                f"--user must be a number for this model; got {text!r}", status=2
+            ) from None
+    return text
+
+
+def _recommend(args, out) -> int:
+    import joblib
+
+    from skmf._estimator import MFRegressor
+
+    if not hasattr(MFRegressor, "recommend"):
+        raise CLIError(
+            "recommending is not available in this version of skmf "
+            "(MFRegressor has no recommend method)",
+            status=2,
+        )
+    path = Path(args.model)
+    if not path.is_file():
+        raise CLIError(f"model file not found: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling raises anything
+        raise CLIError(
+            f"cannot read the model file {path}: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
+    if not isinstance(model, MFRegressor) or not hasattr(model, "users_"):
+        raise CLIError(f"{path} does not hold a fitted MFRegressor")
+    if args.n < 1:
+        raise CLIError(f"-n must be at least 1; got {args.n}", status=2)
+    user = _parse_user(args.user, model.users_)
+    result = model.recommend([user], n=args.n)
+    if isinstance(result, pd.DataFrame):
+        print(result.to_string(index=False), file=out)
+        return 0
+    items, scores = (np.asarray(part) for part in result)
+    if items.ndim == 2:
+        items, scores = items[0], scores[0]
+    print(f"Top {len(items)} items for user {user}:", file=out)
+    print(f"{'rank':>4}  {'item':<12} {'score':>8}", file=out)
+    for rank, (item, score) in enumerate(zip(items, scores), start=1):
+        print(f"{rank:>4}  {item!s:<12} {float(score):>8.4f}", file=out)
+    return 0
+
+
+_COMMANDS = {
+    "demo": _demo,
+    "fit": _fit,
+    "evaluate": _evaluate,
+    "recommend": _recommend,
+}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning as one line (e.g. ConvergenceWarning at max_iter)."""
+    print(f"{PROG}: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv=None):
+    """Run the ``skmf`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after the program name. None uses ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        The exit status: 0 on success, 1 on errors of the data or the model,
+        2 on usage errors.
+
+    Examples
+    --------
+    >>> from skmf._cli import main
+    >>> main(["demo", "--synthetic", "--n-ratings", "2000"])
+    Data: synthetic ratings from make_ratings (133 users, 238 items): ...
+    Fitting MFRegressor(verbose=1) on cpu...
+    Test RMSE: ... (global-mean baseline: ...)
+    Fit time: ... s on cpu
+    0
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _COMMANDS[args.command](args, sys.stdout)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except CLIError as exc:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.status
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
