@@ -251,7 +251,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     (2,)
     >>> model.users_
     array([0, 1, 2])
-    >>> float(model.predict([[7, 0]])[0]) == model.intercept_ + model.item_bias_[0]
+    >>> unknown_user = model.predict([[7, 0]])[0]  # mu + bias of item 0
+    >>> bool(np.isclose(unknown_user, model.intercept_ + model.item_bias_[0]))
     True
     """
 
