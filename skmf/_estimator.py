@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -16,6 +19,14 @@ from tqdm.auto import tqdm
 
 from skmf._data import encode_ids, factorize_ids, parse_ratings
 from skmf._device import resolve_device, resolve_dtype, torch_threads
+from skmf._recommend import (
+    fold_in,
+    gather_exclusions,
+    seen_matrix,
+    sgd_pass,
+    similar_rows,
+    top_k,
+)
 from skmf._solvers import SOLVERS, Factors, Penalty, Ratings, run_fit_loop
 
 __all__ = ["MFRegressor"]
@@ -410,6 +421,9 @@ or sparse matrix of shape (n_users, n_items)
         self.users_, self.items_ = user_ids, item_ids
         self.n_features_in_ = data.n_columns
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
+        self._seen, self._user_n, self._item_n = _rating_summary(
+            u_codes, i_codes, weights, len(user_ids), len(item_ids)
+        )
         return self
 
     def _check_params(self, n_ratings):
@@ -587,6 +601,453 @@ or sparse matrix of shape (n_users, n_items)
         pred = self._predict_ids(data.users, data.items)
         return float(r2_score(data.ratings, pred, sample_weight=data.weights))
 
+    # ------------------------------------------------------------ recommend
+    def recommend(self, users, n=10, *, exclude_seen=True, items=None, ratings=None):
+        """Recommend to each user the items of highest predicted rating.
+
+        The score of item ``i`` for user ``u`` is the predicted rating
+        :math:`\\mu + b_u + b_i + p_u^\\top q_i`. It is computed with torch on
+        the model's ``device``, one block of users at a time (the block of
+        scores stays within a fixed memory budget, so the full users x items
+        matrix is never formed), and the best ``n`` items of each user are
+        kept with a top-k.
+
+        Parameters
+        ----------
+        users : user id or array-like of shape (n_users,)
+            One user id, or several (repeats allowed). A user unknown to the
+            model (and without ``ratings``) gets the items of highest
+            :math:`\\mu + b_i`, as :meth:`predict` would score them.
+
+        n : int, default=10
+            Number of items per user, at least 1.
+
+        exclude_seen : bool, default=True
+            Whether to leave out the items each user rated in the training
+            data (the ratings of the last :meth:`fit` and of the later
+            :meth:`partial_fit` calls) and in ``ratings``.
+
+        items : array-like of shape (n_candidates,), default=None
+            The candidate items (duplicates are ignored). None: every item of
+            ``items_``. A candidate unknown to the model is scored
+            :math:`\\mu + b_u`, as :meth:`predict` would.
+
+        ratings : array-like of shape (n_ratings, 3), DataFrame, or dict, \
+default=None
+            Ratings to serve users from without retraining: (user, item,
+            rating) triples (any form :meth:`fit` accepts for triples), or,
+            when ``users`` is a single id, a dict ``{item: rating}`` of that
+            user's ratings. Every user named there gets factors and a bias
+            folded in from these ratings alone (the exact ridge solution of
+            the objective in the Notes of :class:`MFRegressor` with the items
+            fixed, i.e. the ALS user update), replacing, for this call, any
+            factors learned in :meth:`fit`; ratings of items unknown to the
+            model are ignored. The model itself is not changed; use
+            :meth:`partial_fit` to keep new users.
+
+        Returns
+        -------
+        item_ids : ndarray of shape (n_users, n_cols), or (n_cols,) for one user
+            The recommended item ids (from ``items_`` or ``items``), best
+            first. ``n_cols`` is ``n``, or fewer when fewer candidates are
+            left: the largest number of candidates any of the users has left
+            after exclusion. A user with fewer candidates left is padded at
+            the end of its row with the fill id -1 (integer ids, cast to
+            their dtype), NaN (float ids), "" (string ids) or None (other
+            ids); the padded scores are NaN.
+
+        scores : ndarray of float64, same shape as ``item_ids``
+            The predicted ratings of the recommended items, in decreasing
+            order (clipped to ``rating_range_`` when ``clip=True``; NaN on
+            padding).
+
+        See Also
+        --------
+        similar_items : Items closest to given items in factor space.
+        skmf.metrics.ndcg_at_k : Ranking quality on held-out ratings.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmf import MFRegressor
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2]])
+        >>> y = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 4.0])
+        >>> model = MFRegressor(n_components=2, random_state=0).fit(X, y)
+
+        User 0 rated items 0 and 1, so only item 2 is left to recommend:
+
+        >>> item_ids, scores = model.recommend(0, n=2)
+        >>> item_ids
+        array([2])
+        >>> bool(np.isclose(scores[0], model.predict([[0, 2]])[0]))
+        True
+
+        Several users at once, without excluding the rated items:
+
+        >>> item_ids, scores = model.recommend([0, 1], n=3, exclude_seen=False)
+        >>> item_ids.shape
+        (2, 3)
+
+        A new user served from two ratings, without retraining:
+
+        >>> model.recommend(7, n=5, ratings={0: 5.0, 2: 1.0})[0]
+        array([1])
+        """
+        check_is_fitted(self)
+        n = _check_top_n(n, "recommend")
+        single = np.ndim(users) == 0
+        user_ids = _id_array([users] if single else users, "users")
+        m = len(user_ids)
+        Q, bi = self.item_factors_, self.item_bias_
+        dtype, k = Q.dtype, Q.shape[1]
+        u = encode_ids(user_ids, self.users_)
+        known = u >= 0
+        U = np.zeros((m, k), dtype=dtype)
+        ub = np.zeros(m, dtype=dtype)
+        U[known] = self.user_factors_[u[known]]
+        ub[known] = self.user_bias_[u[known]]
+
+        # Candidates: their factors and offsets mu + b_i (0 and mu if unknown).
+        if items is None:
+            cand_ids, cand_pos = self.items_, None
+            V, vb = Q, (bi + dtype.type(self.intercept_)).astype(dtype)
+        else:
+            cand_ids = pd.unique(_id_array(items, "items"))
+            codes = encode_ids(cand_ids, self.items_)
+            has = codes >= 0
+            V = np.zeros((len(cand_ids), k), dtype=dtype)
+            vb = np.full(len(cand_ids), self.intercept_, dtype=dtype)
+            V[has] = Q[codes[has]]
+            vb[has] += bi[codes[has]]
+            cand_pos = np.full(len(self.items_), -1, dtype=np.int64)
+            cand_pos[codes[has]] = np.flatnonzero(has)
+
+        sources = [(self._seen_matrix(), u)] if exclude_seen else []
+        device = resolve_device(self.device)
+        with torch_threads(self.n_jobs):
+            if ratings is not None:
+                P_new, b_new, rows, rated = self._fold_in_ratings(
+                    ratings, users if single else None, user_ids, device
+                )
+                has = rows >= 0
+                U[has], ub[has] = P_new[rows[has]], b_new[rows[has]]
+                if exclude_seen:
+                    sources.append((rated, rows))
+            exclude = gather_exclusions(sources, cand_pos, m) if sources else None
+            scores, pos = top_k(U, ub, V, vb, n, exclude, device)
+        item_ids = _ids_at(cand_ids, pos)
+        if self.clip:
+            np.clip(scores, *self.rating_range_, out=scores)
+        if single:
+            return item_ids[0], scores[0]
+        return item_ids, scores
+
+    def similar_items(self, items, n=10):
+        """Find the items closest to given items by cosine similarity of factors.
+
+        The similarity of items ``i`` and ``j`` is
+        :math:`q_i^\\top q_j / (\\|q_i\\| \\|q_j\\|)` (0 when a factor vector is
+        zero), computed with torch on the model's ``device`` one block of
+        query items at a time, as in :meth:`recommend`. Biases play no part.
+
+        Parameters
+        ----------
+        items : item id or array-like of shape (n_queries,)
+            One item id, or several; each must be in ``items_``.
+
+        n : int, default=10
+            Number of similar items per query, at least 1; at most
+            ``len(items_) - 1`` are returned (the item itself is left out).
+
+        Returns
+        -------
+        item_ids : ndarray of shape (n_queries, n_cols), or (n_cols,) for one item
+            The most similar items, most similar first, with ``n_cols =
+            min(n, len(items_) - 1)``.
+
+        similarities : ndarray of float64, same shape as ``item_ids``
+            Their cosine similarities, in [-1, 1], in decreasing order.
+
+        Raises
+        ------
+        ValueError
+            If an item is not in ``items_``.
+
+        See Also
+        --------
+        recommend : Items of highest predicted rating for users.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmf import MFRegressor
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2]])
+        >>> y = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 4.0])
+        >>> model = MFRegressor(n_components=2, random_state=0).fit(X, y)
+        >>> item_ids, similarities = model.similar_items(0, n=5)
+        >>> sorted(item_ids.tolist())
+        [1, 2]
+        >>> bool(np.all(np.abs(similarities) <= 1 + 1e-6))
+        True
+        """
+        check_is_fitted(self)
+        n = _check_top_n(n, "similar_items")
+        single = np.ndim(items) == 0
+        ids = _id_array([items] if single else items, "items")
+        codes = encode_ids(ids, self.items_)
+        if (codes < 0).any():
+            unknown = ids[codes < 0]
+            raise ValueError(
+                f"similar_items needs items seen in fit; {len(unknown)} are not in "
+                f"items_, e.g. {unknown[:5].tolist()}. Fold new items in with "
+                "partial_fit first."
+            )
+        with torch_threads(self.n_jobs):
+            sims, pos = similar_rows(
+                self.item_factors_, codes, n, resolve_device(self.device)
+            )
+        item_ids = self.items_[pos]
+        if single:
+            return item_ids[0], sims[0]
+        return item_ids, sims
+
+    # ---------------------------------------------------------- partial_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with new ratings: one incremental pass over them.
+
+        On a model not fitted yet, this is :meth:`fit` with ``max_iter=1``
+        (one ALS sweep or one SGD/Adam epoch). On a fitted model:
+
+        1. Users not in ``users_`` are appended and *folded in*: their factors
+           and bias are set to the exact minimizer of the objective (see the
+           Notes of :class:`MFRegressor`) with the items fixed, from their
+           ratings of known items in ``X`` -- the ALS user update, with their
+           penalty scaled by the weighted number of these ratings.
+        2. Items not in ``items_`` are appended and folded in likewise, with
+           all users fixed (including those just folded in), from all their
+           ratings in ``X``.
+        3. Users and items known before this call take one epoch of the SGD
+           solver over the ratings of ``X`` (learning rate ``learning_rate``,
+           0.01 for "auto" whatever the solver; batch size ``batch_size``;
+           shuffled with ``random_state``): their factors and biases move,
+           each rating carrying the share :math:`c_u / n_u` of its user's
+           penalty (and likewise for its item), with :math:`n_u` counting the
+           ratings of the previous fits and of ``X``. The rows folded in stay
+           at their exact solution and :math:`\\mu` (``intercept_``) does not
+           change.
+
+        Old ratings are not stored with their values, so known rows are not
+        re-solved exactly (that would forget the old ratings): they move by
+        SGD steps. The (user, item) pairs of ``X`` are added to the ones
+        :meth:`recommend` excludes, and ``rating_range_`` is widened to
+        include the new ratings; ``n_iter_``, ``loss_curve_`` and the other
+        attributes of the last :meth:`fit` are left as they are.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_ratings, 2) or (n_ratings, 3), DataFrame, \
+or sparse matrix of shape (n_users, n_items)
+            New ratings, in any form accepted by :meth:`fit`.
+
+        y : array-like of shape (n_ratings,), default=None
+            Ratings of the (user, item) pairs. Must be None for triples and
+            sparse matrices.
+
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Non-negative weight of each rating.
+
+        Returns
+        -------
+        self : MFRegressor
+            The updated model.
+
+        Raises
+        ------
+        ValueError
+            If ``early_stopping=True``: an incremental pass has no validation
+            split.
+
+        See Also
+        --------
+        fit : Train on all ratings (``warm_start=True`` starts from the
+            current model).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmf import MFRegressor
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2]])
+        >>> y = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 4.0])
+        >>> model = MFRegressor(n_components=2, random_state=0)
+        >>> model = model.partial_fit(X, y)  # the first call fits one iteration
+        >>> model.n_iter_
+        1
+        >>> model = model.partial_fit([[3, 0], [3, 2]], [5.0, 2.0])  # a new user
+        >>> model.users_
+        array([0, 1, 2, 3])
+        >>> model.recommend(3, n=3)[0]
+        array([1])
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: an incremental "
+                "pass has no validation split. Set early_stopping=False, or use "
+                "fit."
+            )
+        if not hasattr(self, "user_factors_"):
+            params = self.get_params(deep=False)
+            first = type(self)(**{**params, "max_iter": 1, "warm_start": False})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                first.fit(X, y, sample_weight)
+            for name, value in vars(first).items():
+                if name not in params:
+                    setattr(self, name, value)
+            return self
+        data = parse_ratings(
+            X, y, sample_weight, need_ratings=True, caller="partial_fit"
+        )
+        users, items, ratings, weights = (
+            data.users, data.items, data.ratings, data.weights,
+        )  # fmt: skip
+        if weights is not None:
+            keep = weights > 0
+            if not keep.any():
+                raise ValueError(
+                    "All sample weights are zero: there is no rating to learn from. "
+                    "Give at least one rating a positive weight."
+                )
+            users, items = users[keep], items[keep]
+            ratings, weights = ratings[keep], weights[keep]
+            if np.all(weights == 1.0):
+                weights = None
+        self._partial_fit_ratings(users, items, ratings, weights)
+        return self
+
+    def _partial_fit_ratings(self, users, items, ratings, weights):
+        n_u0, n_i0 = len(self.users_), len(self.items_)
+        user_ids = _extend_ids(self.users_, users)
+        item_ids = _extend_ids(self.items_, items)
+        u, i = encode_ids(users, user_ids), encode_ids(items, item_ids)
+        n_u, n_i = len(user_ids), len(item_ids)
+        P, Q = self.user_factors_, self.item_factors_
+        dtype, k = P.dtype, P.shape[1]
+        P = np.concatenate([P, np.zeros((n_u - n_u0, k), dtype=dtype)])
+        Q = np.concatenate([Q, np.zeros((n_i - n_i0, k), dtype=dtype)])
+        bu = np.concatenate([self.user_bias_, np.zeros(n_u - n_u0, dtype=dtype)])
+        bi = np.concatenate([self.item_bias_, np.zeros(n_i - n_i0, dtype=dtype)])
+        mu = self.intercept_
+        alpha_bias = self.alpha if self.alpha_bias is None else self.alpha_bias
+        common = {
+            "alpha": self.alpha, "alpha_bias": alpha_bias,
+            "scaling": self.alpha_scaling, "device": resolve_device(self.device),
+        }  # fmt: skip
+        w = weights
+        new_u, new_i = u >= n_u0, i >= n_i0
+        with torch_threads(self.n_jobs):
+            if n_u > n_u0:  # new users, from their ratings of known items
+                s = new_u & ~new_i
+                P[n_u0:], bu[n_u0:] = fold_in(
+                    u[s] - n_u0, i[s], ratings[s], None if w is None else w[s],
+                    n_u - n_u0, Q[:n_i0], bi[:n_i0], mu, **common,
+                )  # fmt: skip
+            if n_i > n_i0:  # new items, from all their ratings
+                s = new_i
+                Q[n_i0:], bi[n_i0:] = fold_in(
+                    i[s] - n_i0, u[s], ratings[s], None if w is None else w[s],
+                    n_i - n_i0, P, bu, mu, **common,
+                )  # fmt: skip
+            # Ratings so far per row, and each rating's share of the penalty.
+            user_n = _pad(self._rating_counts("_user_n", 0), n_u)
+            item_n = _pad(self._rating_counts("_item_n", 1), n_i)
+            user_n += np.bincount(u, weights=w, minlength=n_u)
+            item_n += np.bincount(i, weights=w, minlength=n_i)
+            lr = self.learning_rate
+            if lr == "auto":
+                lr = DEFAULT_LEARNING_RATES["sgd"]
+            batch = self.batch_size
+            if batch == "auto":
+                batch = int(np.clip(len(ratings) // 100, 1024, 65536))
+            rng = check_random_state(self.random_state)
+            P, Q, bu, bi = sgd_pass(
+                P, Q, bu, bi, mu, u, i, ratings, w,
+                _penalty_share(user_n, self.alpha_scaling),
+                _penalty_share(item_n, self.alpha_scaling),
+                alpha=self.alpha, alpha_bias=alpha_bias, learning_rate=lr,
+                batch_size=batch, seed=int(rng.randint(2**31 - 1)),
+                frozen_users=np.arange(n_u0, n_u), frozen_items=np.arange(n_i0, n_i),
+                device=common["device"],
+            )  # fmt: skip
+        old = self._seen_matrix().tocoo()
+        self._seen = seen_matrix(
+            np.concatenate([old.row, u]), np.concatenate([old.col, i]), (n_u, n_i)
+        )
+        self._user_n, self._item_n = user_n, item_n
+        self.user_factors_, self.item_factors_ = P, Q
+        self.user_bias_, self.item_bias_ = bu, bi
+        self.users_, self.items_ = user_ids, item_ids
+        low, high = self.rating_range_
+        self.rating_range_ = (
+            min(low, float(ratings.min())),
+            max(high, float(ratings.max())),
+        )
+
+    # ------------------------------------------------------ private helpers
+    def _seen_matrix(self):
+        """The (user, item) pairs rated in training, as a boolean CSR matrix."""
+        seen = getattr(self, "_seen", None)
+        if seen is None:
+            raise ValueError(
+                "This model has no record of the rated (user, item) pairs (it was "
+                "fitted by an older version of skmf). Fit it again, or pass "
+                "exclude_seen=False."
+            )
+        return seen
+
+    def _rating_counts(self, name, axis):
+        """Weighted number of training ratings per user (axis 0) or item (1)."""
+        counts = getattr(self, name, None)
+        if counts is None:  # older model: count the stored pairs
+            counts = np.asarray(self._seen_matrix().sum(axis=1 - axis)).ravel()
+        return counts.astype(np.float64)
+
+    def _fold_in_ratings(self, ratings, single_user, user_ids, device):
+        """Fold in the users of ``ratings`` (the ``ratings`` of recommend).
+
+        Returns their factors and biases, the row of each of ``user_ids`` among
+        them (-1: not in ``ratings``) and their rated pairs (boolean CSR).
+        """
+        if isinstance(ratings, dict):
+            if single_user is None:
+                raise ValueError(
+                    "ratings as a dict {item: rating} is for a single user; for "
+                    "several users pass (user, item, rating) triples."
+                )
+            r_items = _id_array(list(ratings.keys()), "ratings")
+            r_users = _id_array([single_user] * len(r_items), "users")
+            data = parse_ratings(
+                pd.DataFrame({"user": r_users, "item": r_items}),
+                list(ratings.values()), None, need_ratings=True,
+                caller="recommend",
+            )  # fmt: skip
+        else:
+            data = parse_ratings(
+                ratings, None, None, need_ratings=True, caller="recommend"
+            )
+        rows, uniques = factorize_ids(data.users)
+        cols = encode_ids(data.items, self.items_)
+        keep = cols >= 0
+        alpha_bias = self.alpha if self.alpha_bias is None else self.alpha_bias
+        P_new, b_new = fold_in(
+            rows[keep], cols[keep], data.ratings[keep], None, len(uniques),
+            self.item_factors_, self.item_bias_, self.intercept_,
+            alpha=self.alpha, alpha_bias=alpha_bias, scaling=self.alpha_scaling,
+            device=device,
+        )  # fmt: skip
+        rated = seen_matrix(rows[keep], cols[keep], (len(uniques), len(self.items_)))
+        return P_new, b_new, encode_ids(user_ids, uniques), rated
+
 
 def _extend_ids(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """``known`` followed by the ids of ``ids`` not in it (sorted if possible)."""
@@ -632,3 +1093,74 @@ def _predict_codes(u, i, P, Q, bu, bi, mu) -> np.ndarray:
             b_i.mul_(ki)
         out[s : s + _PREDICT_CHUNK] = pred.add_(b_u).add_(b_i).add_(mu)
     return out.numpy()
+
+
+def _rating_summary(u_codes, i_codes, weights, n_users, n_items):
+    """Rated pairs (boolean CSR) and weighted rating counts per user and item."""
+    seen = seen_matrix(u_codes, i_codes, (n_users, n_items))
+    user_n = np.bincount(u_codes, weights=weights, minlength=n_users)
+    item_n = np.bincount(i_codes, weights=weights, minlength=n_items)
+    return seen, user_n.astype(np.float64), item_n.astype(np.float64)
+
+
+def _pad(values: np.ndarray, length: int) -> np.ndarray:
+    """``values`` followed by zeros up to ``length`` (a new array)."""
+    out = np.zeros(length, dtype=values.dtype)
+    out[: len(values)] = values
+    return out
+
+
+def _penalty_share(counts: np.ndarray, scaling: str) -> np.ndarray:
+    """c / n per unit of weight: each rating's share of its row's penalty."""
+    c = {"none": np.ones_like, "count": lambda n: n, "sqrt": np.sqrt}[scaling](counts)
+    return np.divide(c, counts, out=np.zeros_like(counts), where=counts > 0)
+
+
+def _check_top_n(n, caller: str) -> int:
+    """Validate the ``n`` of recommend/similar_items."""
+    if isinstance(n, bool) or not isinstance(n, Integral):
+        raise TypeError(
+            f"The 'n' parameter of {caller} must be an int >= 1. Got {n!r} of type "
+            f"{type(n).__name__} instead."
+        )
+    if n < 1:
+        raise ValueError(
+            f"The 'n' parameter of {caller} must be >= 1. Got {n} instead."
+        )
+    return int(n)
+
+
+def _id_array(ids, what: str) -> np.ndarray:
+    """A 1-D array of ids from a list, array, Series or Index (types kept)."""
+    if isinstance(ids, pd.Series | pd.Index):
+        arr = ids.to_numpy()
+    elif isinstance(ids, np.ndarray):
+        arr = ids
+    else:
+        arr = np.asarray(pd.Index(list(ids), tupleize_cols=False))
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{what} must be one id or a 1-D array-like of ids; got an array of "
+            f"shape {arr.shape}."
+        )
+    return arr
+
+
+def _ids_at(ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``ids[positions]``, with a fill id where the position is -1 (padding)."""
+    if len(ids) == 0:
+        return np.empty(positions.shape, dtype=ids.dtype)
+    out = ids[np.maximum(positions, 0)]
+    pad = positions < 0
+    if pad.any():
+        kind = out.dtype.kind
+        if kind in "iu":
+            fill = np.array(-1).astype(out.dtype)
+        elif kind == "f":
+            fill = np.nan
+        elif kind in "US":
+            fill = ""
+        else:
+            out, fill = out.astype(object), None
+        out[pad] = fill
+    return out

@@ -1,0 +1,445 @@
+"""recommend, similar_items, fold-in and partial_fit against brute-force references."""
+
+import copy
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+import skmf._recommend as recommend_module
+from skmf import MFRegressor
+from skmf._recommend import fold_in
+from skmf.datasets import make_ratings
+
+
+@pytest.fixture(scope="module")
+def data():
+    """60 users x 40 items, 900 distinct pairs, ratings 1-5."""
+    return make_ratings(
+        n_users=60, n_items=40, n_ratings=900, n_components=3, noise=0.3,
+        random_state=0,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return MFRegressor(
+        n_components=4, max_iter=20, dtype="float64", n_jobs=1, random_state=0
+    ).fit(data.X, data.y)
+
+
+def _brute_force(model, users, n, *, seen=None, items=None):
+    """Top-n (ids, scores) per user from predict on every (user, item) pair."""
+    cand = model.items_ if items is None else np.asarray(items)
+    out_ids, out_scores = [], []
+    for user in users:
+        scores = model.predict(np.column_stack([np.full(len(cand), user), cand]))
+        if seen is not None:
+            rated = seen.get(user, set())
+            scores = np.where([c in rated for c in cand], -np.inf, scores)
+        order = np.argsort(-scores, kind="stable")[:n]
+        order = order[np.isfinite(scores[order])]
+        out_ids.append(cand[order])
+        out_scores.append(scores[order])
+    return out_ids, out_scores
+
+
+def _seen(X):
+    seen = {}
+    for u, i in X[:, :2].tolist():
+        seen.setdefault(u, set()).add(i)
+    return seen
+
+
+# ------------------------------------------------------------------ recommend
+def test_recommend_is_the_top_of_predict_without_seen_items(data, model):
+    users = model.users_
+    ids, scores = model.recommend(users, n=7)
+    ref_ids, ref_scores = _brute_force(model, users, 7, seen=_seen(data.X))
+    assert ids.shape == scores.shape == (len(users), 7)
+    np.testing.assert_array_equal(ids, np.array(ref_ids))
+    np.testing.assert_allclose(scores, np.array(ref_scores), rtol=1e-12)
+    # No recommended item was rated in training.
+    seen = _seen(data.X)
+    assert not any(i in seen[u] for u, row in zip(users, ids) for i in row)
+
+
+def test_recommend_with_seen_items_is_the_argsort_of_predict(model):
+    ids, scores = model.recommend(model.users_[:10], n=len(model.items_) + 5,
+                                  exclude_seen=False)  # fmt: skip
+    ref_ids, ref_scores = _brute_force(model, model.users_[:10], 10**6)
+    assert ids.shape == (10, len(model.items_))  # min(n, n_candidates) columns
+    np.testing.assert_array_equal(ids, np.array(ref_ids))
+    np.testing.assert_allclose(scores, np.array(ref_scores), rtol=1e-12)
+
+
+def test_candidate_items_restrict_the_ranking(data, model):
+    cand = np.array([3, 17, 5, 999, 30, 17, 8])  # 999 is unknown, 17 repeated
+    ids, scores = model.recommend(model.users_, n=4, items=cand)
+    unique = pd.unique(cand)
+    ref_ids, ref_scores = _brute_force(model, model.users_, 4, seen=_seen(data.X),
+                                       items=unique)  # fmt: skip
+    assert set(np.unique(ids[ids >= 0])) <= set(unique.tolist())
+    for row, ref, s, rs in zip(ids, ref_ids, scores, ref_scores):
+        k = len(ref)
+        np.testing.assert_array_equal(row[:k], ref)
+        np.testing.assert_allclose(s[:k], rs, rtol=1e-12)
+        # Users with fewer candidates left are padded with -1 and NaN.
+        assert np.all(row[k:] == -1) and np.all(np.isnan(s[k:]))
+    # The unknown candidate is scored mu + b_u, as predict does.
+    user = model.users_[0]
+    i, s = model.recommend(user, n=6, items=[999], exclude_seen=False)
+    assert s[0] == pytest.approx(model.intercept_ + model.user_bias_[0], rel=1e-12)
+
+
+def test_unknown_users_get_the_best_items_by_mu_plus_item_bias(model):
+    ids, scores = model.recommend(["stranger", 10**6], n=5)
+    best = np.argsort(-(model.intercept_ + model.item_bias_), kind="stable")[:5]
+    for row, s in zip(ids, scores):
+        np.testing.assert_array_equal(row, model.items_[best])
+        np.testing.assert_allclose(s, model.intercept_ + model.item_bias_[best])
+
+
+def test_results_do_not_depend_on_the_block_size(model, monkeypatch):
+    users = np.concatenate([model.users_, [-5]])
+    ref = model.recommend(users, n=9)
+    ref_sim = model.similar_items(model.items_, n=6)
+    for budget in (1, 3 * 40 * 8, 17 * 40 * 8):  # 1, 3 and 17 rows per block
+        monkeypatch.setattr(recommend_module, "_BLOCK_BYTES", budget)
+        ids, scores = model.recommend(users, n=9)
+        np.testing.assert_array_equal(ids, ref[0])
+        np.testing.assert_allclose(scores, ref[1], rtol=1e-12)
+        sim_ids, sims = model.similar_items(model.items_, n=6)
+        np.testing.assert_array_equal(sim_ids, ref_sim[0])
+        np.testing.assert_allclose(sims, ref_sim[1], rtol=1e-12)
+
+
+def test_one_user_gives_1d_arrays_and_many_give_2d(model):
+    ids, scores = model.recommend(model.users_[2], n=3)
+    assert ids.shape == scores.shape == (3,)
+    many_ids, many_scores = model.recommend(model.users_[[2]], n=3)
+    assert many_ids.shape == (1, 3)
+    np.testing.assert_array_equal(many_ids[0], ids)
+    assert model.recommend(pd.Series(model.users_[:4]), n=2)[0].shape == (4, 2)
+
+
+def test_padding_when_some_users_have_few_items_left():
+    X = np.array([[0, 0], [0, 1], [0, 2], [1, 0], [2, 3]])
+    y = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    model = MFRegressor(n_components=2, random_state=0).fit(X, y)
+    ids, scores = model.recommend([0, 1, 2], n=10)
+    assert ids.shape == (3, 3)  # user 1 has 3 items left: the most of anyone
+    assert list(ids[0, 1:]) == [-1, -1] and np.isnan(scores[0, 1:]).all()
+    assert ids[0, 0] == 3
+    # One user: exactly its candidates, no padding.
+    assert model.recommend(0, n=10)[0].tolist() == [3]
+    # Ids of object dtype (strings from a DataFrame) are padded with None,
+    # NumPy string ids with "".
+    names = np.array(["a", "b", "c", "d"])
+    str_model = MFRegressor(n_components=2, random_state=0)
+    str_model.fit(pd.DataFrame({"user": X[:, 0], "item": names[X[:, 1]]}), y)
+    str_ids, _ = str_model.recommend([0, 1], n=10)
+    assert str_ids[0, 0] == "d" and str_ids[0, 1] is None
+    str_ids, _ = str_model.recommend([0, 1], n=10, items=names)
+    assert str_ids.dtype.kind == "U" and str_ids[0, 0] == "d" and str_ids[0, 1] == ""
+
+
+def test_string_ids_and_dataframes(data):
+    df = pd.DataFrame({
+        "user": [f"u{u}" for u in data.X[:, 0]],
+        "item": [f"i{i}" for i in data.X[:, 1]],
+    })  # fmt: skip
+    model = MFRegressor(n_components=3, max_iter=5, n_jobs=1, random_state=0)
+    model.fit(df, data.y)
+    ids, scores = model.recommend(["u1", "u2"], n=4)
+    assert ids.dtype == model.items_.dtype and str(ids[0, 0]).startswith("i")
+    ref = model.predict(pd.DataFrame({"user": ["u1"] * 4, "item": ids[0]}))
+    np.testing.assert_allclose(scores[0], ref, rtol=1e-5)
+    sim_ids, _ = model.similar_items("i3", n=2)
+    assert "i3" not in sim_ids
+
+
+def test_clip_applies_to_the_scores(data):
+    model = MFRegressor(n_components=3, alpha=0.0, max_iter=10, clip=True,
+                        n_jobs=1, random_state=0).fit(data.X, data.y)  # fmt: skip
+    _, scores = model.recommend(model.users_, n=5)
+    low, high = model.rating_range_
+    assert scores.min() >= low and scores.max() <= high
+
+
+def test_bad_arguments_raise_clear_errors(model):
+    with pytest.raises(ValueError, match="'n' parameter of recommend"):
+        model.recommend(0, n=0)
+    with pytest.raises(TypeError, match="'n' parameter of similar_items"):
+        model.similar_items(0, n=2.5)
+    with pytest.raises(ValueError, match="not in items_"):
+        model.similar_items([0, 12345])
+    with pytest.raises(ValueError, match="single user"):
+        model.recommend([0, 1], ratings={3: 4.0})
+    with pytest.raises(ValueError, match="1-D"):
+        model.recommend(np.zeros((2, 2)))
+    with pytest.raises(Exception, match="not fitted"):
+        MFRegressor().recommend(0)
+
+
+def test_recommend_leaves_the_model_unchanged_and_survives_pickling(data, model):
+    before = copy.deepcopy(model.__dict__)
+    model.recommend(model.users_[:3], n=3, ratings=[(999, 0, 5.0), (999, 1, 1.0)])
+    assert before.keys() == model.__dict__.keys()
+    np.testing.assert_array_equal(before["user_factors_"], model.user_factors_)
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(
+        loaded.recommend(model.users_, n=4)[0], model.recommend(model.users_, n=4)[0]
+    )
+
+
+def test_seen_pairs_are_a_compact_boolean_matrix(data, model):
+    seen = model._seen
+    assert sp.issparse(seen) and seen.dtype == bool
+    assert seen.shape == (len(model.users_), len(model.items_))
+    assert seen.nnz == len(data.X)  # one entry per distinct rated pair
+
+
+def test_warm_start_new_users_have_their_items_excluded(data):
+    X, y = data.X, data.y
+    model = MFRegressor(
+        n_components=3, max_iter=3, warm_start=True, n_jobs=1, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+        X_new = np.vstack([X, [[500, 0], [500, 1], [500, 2], [501, 39]]])
+        model.fit(X_new, np.concatenate([y, [5.0, 4.0, 1.0, 3.0]]))
+    assert model._seen.shape == (len(model.users_), len(model.items_))
+    ids, _ = model.recommend([500, 501], n=len(model.items_))
+    assert ids.shape == (2, len(model.items_) - 1)
+    assert not {0, 1, 2} & set(ids[0].tolist()) and ids[0, -1] == -1
+    assert 39 not in ids[1].tolist()
+
+
+# --------------------------------------------------------------- similar_items
+def test_similar_items_is_the_numpy_cosine_brute_force(model):
+    Q = model.item_factors_
+    unit = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    ids, sims = model.similar_items(model.items_, n=5)
+    order = np.argsort(-cos, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(ids, model.items_[order])
+    np.testing.assert_allclose(sims, np.take_along_axis(cos, order, 1), rtol=1e-12)
+    one_ids, one_sims = model.similar_items(model.items_[4], n=100)
+    assert one_ids.shape == (len(model.items_) - 1,)
+    assert model.items_[4] not in one_ids
+
+
+# --------------------------------------------------------------------- fold-in
+@pytest.fixture(
+    scope="module",
+    params=[("sqrt", 0.5, 0.2), ("count", 0.1, 0.05), ("none", 2.0, 1.0)],
+)
+def converged(request, data):
+    """An ALS model at its fixed point (float64, tol=0, many sweeps), with
+    penalties that leave the factors well away from zero."""
+    scaling, alpha, alpha_bias = request.param
+    model = MFRegressor(
+        n_components=3, alpha=alpha, alpha_bias=alpha_bias, alpha_scaling=scaling,
+        max_iter=150, tol=0, n_iter_no_change=150, dtype="float64", n_jobs=1,
+        random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(data.X, data.y)
+
+
+def test_fold_in_of_a_trained_user_recovers_its_factors(data, converged):
+    """At the ALS fixed point, each user row is the ridge solution given the
+    items: folding the user in again from its ratings gives the same row."""
+    model = converged
+    X, y = data.X, data.y
+    rows = np.searchsorted(model.users_, X[:, 0])
+    cols = np.searchsorted(model.items_, X[:, 1])
+    P, bu = fold_in(
+        rows, cols, y, None, len(model.users_), model.item_factors_,
+        model.item_bias_, model.intercept_, alpha=model.alpha,
+        alpha_bias=model.alpha_bias, scaling=model.alpha_scaling,
+        device=torch.device("cpu"),
+    )  # fmt: skip
+    assert np.abs(model.user_factors_).max() > 0.5  # not the trivial zero model
+    np.testing.assert_allclose(P, model.user_factors_, atol=1e-5)
+    np.testing.assert_allclose(bu, model.user_bias_, atol=1e-5)
+    # A fold-in that ignored the penalty scaling would be far off.
+    wrong = "none" if model.alpha_scaling != "none" else "count"
+    P_wrong, _ = fold_in(
+        rows, cols, y, None, len(model.users_), model.item_factors_,
+        model.item_bias_, model.intercept_, alpha=model.alpha,
+        alpha_bias=model.alpha_bias, scaling=wrong, device=torch.device("cpu"),
+    )  # fmt: skip
+    assert np.abs(P_wrong - model.user_factors_).max() > 1e-2
+
+
+def test_recommend_from_ratings_serves_a_new_user_as_if_trained(data, converged):
+    """Dropping a trained user's id and serving it from its ratings alone
+    gives the trained user's recommendations (no refit)."""
+    model = converged
+    X, y = data.X, data.y
+    for user in model.users_[:5]:
+        mine = X[:, 0] == user
+        ratings = [("ghost", i, r) for i, r in zip(X[mine, 1], y[mine])]
+        ids, scores = model.recommend("ghost", n=8, ratings=ratings)
+        ref_ids, ref_scores = model.recommend(user, n=8)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+        as_dict = dict(zip(X[mine, 1].tolist(), y[mine].tolist()))
+        np.testing.assert_array_equal(model.recommend(10**9, n=8, ratings=as_dict)[0],
+                                      ref_ids)  # fmt: skip
+
+
+def test_fold_in_ignores_unknown_items_and_handles_no_ratings(model):
+    with_unknown = model.recommend(
+        "new", n=5, ratings=[("new", 0, 5.0), ("new", 1, 1.0), ("new", 777, 5.0)]
+    )
+    without = model.recommend("new", n=5, ratings=[("new", 0, 5.0), ("new", 1, 1.0)])
+    np.testing.assert_array_equal(with_unknown[0], without[0])
+    np.testing.assert_allclose(with_unknown[1], without[1])
+    assert 0 not in without[0] and 1 not in without[0]
+    only_unknown = model.recommend("new", n=5, ratings=[("new", 777, 5.0)])
+    unknown_user = model.recommend("new", n=5)
+    np.testing.assert_array_equal(only_unknown[0], unknown_user[0])
+
+
+# ------------------------------------------------------------------ partial_fit
+def _split(data):
+    """Old ratings; new ones from known rows, new users (50-59), new items (36-39)."""
+    X = data.X
+    fresh = (X[:, 0] >= 50) | (X[:, 1] >= 36)
+    rest = np.flatnonzero(~fresh)
+    perm = np.random.RandomState(0).permutation(rest)
+    old = perm[: int(0.8 * len(perm))]
+    new = np.concatenate([perm[int(0.8 * len(perm)) :], np.flatnonzero(fresh)])
+    return old, new
+
+
+def _rmse(model, X, y):
+    return float(np.sqrt(np.mean((model.predict(X) - y) ** 2)))
+
+
+def test_partial_fit_lowers_the_error_on_new_ratings_not_on_old(data):
+    X, y = data.X, data.y
+    old, new = _split(data)
+    model = MFRegressor(n_components=3, n_jobs=1, random_state=0).fit(X[old], y[old])
+    known = new[(X[new, 0] < 50) & (X[new, 1] < 36)]
+    parts = {"new": new, "old": old, "known": known}
+    before = {name: _rmse(model, X[idx], y[idx]) for name, idx in parts.items()}
+    mu = model.intercept_
+    model.partial_fit(X[new], y[new])
+    after = {name: _rmse(model, X[idx], y[idx]) for name, idx in parts.items()}
+    assert after["new"] < 0.9 * before["new"]
+    assert after["known"] < before["known"]  # the SGD epoch on known rows
+    assert after["old"] < before["old"] + 0.02
+    assert model.intercept_ == mu
+    assert len(model.users_) == 60 and len(model.items_) == 40
+    # A second pass over the same ratings lowers their error further.
+    model.partial_fit(X[known], y[known])
+    assert _rmse(model, X[known], y[known]) < after["known"]
+
+
+def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(model):
+    m = copy.deepcopy(model)
+    new = np.array([[100, 0], [100, 5], [100, 9], [101, 3]])
+    r = np.array([5.0, 1.0, 4.0, 2.0])
+    expected_P, expected_b = fold_in(
+        np.array([0, 0, 0, 1]), np.searchsorted(m.items_, new[:, 1]), r, None, 2,
+        m.item_factors_, m.item_bias_, m.intercept_, alpha=m.alpha,
+        alpha_bias=m.alpha, scaling=m.alpha_scaling, device=torch.device("cpu"),
+    )  # fmt: skip
+    m.partial_fit(new, r)
+    assert list(m.users_[-2:]) == [100, 101]
+    np.testing.assert_allclose(m.user_factors_[-2:], expected_P, rtol=1e-12)
+    np.testing.assert_allclose(m.user_bias_[-2:], expected_b, rtol=1e-12)
+    # Known users and the items of these ratings other than the rated ones
+    # are left alone; the rated items took an SGD step.
+    np.testing.assert_array_equal(m.user_factors_[:-2], model.user_factors_)
+    untouched = np.setdiff1d(np.arange(len(m.items_)), [0, 3, 5, 9])
+    np.testing.assert_array_equal(
+        m.item_factors_[untouched], model.item_factors_[untouched]
+    )
+    assert not np.allclose(m.item_factors_[[0, 5]], model.item_factors_[[0, 5]])
+    ids, _ = m.recommend([100, 101], n=len(m.items_))
+    assert not {0, 5, 9} & set(ids[0].tolist()) and 3 not in ids[1].tolist()
+    assert m._seen.nnz == model._seen.nnz + 4
+    np.testing.assert_allclose(m._user_n[-2:], [3.0, 1.0])
+
+
+def test_partial_fit_folds_new_items_in_from_all_users(data, model):
+    m = copy.deepcopy(model)
+    new = np.array([[model.users_[0], 50], [model.users_[1], 50], [200, 50]])
+    r = np.array([5.0, 4.0, 3.0])
+    m.partial_fit(new, r)
+    assert m.items_[-1] == 50 and m.users_[-1] == 200
+    # The new user had no rating of a known item: zeros; the new item is the
+    # ridge solution given all three users (the new one included).
+    assert np.all(m.user_factors_[-1] == 0) and m.user_bias_[-1] == 0
+    rows = np.searchsorted(m.users_, new[:, 0])
+    Q, b = fold_in(
+        np.zeros(3, dtype=np.int64), rows, r, None, 1,
+        np.vstack([model.user_factors_, np.zeros((1, 4))]),
+        np.append(model.user_bias_, 0.0), model.intercept_, alpha=m.alpha,
+        alpha_bias=m.alpha, scaling=m.alpha_scaling, device=torch.device("cpu"),
+    )  # fmt: skip
+    np.testing.assert_allclose(m.item_factors_[-1], Q[0], rtol=1e-12)
+    np.testing.assert_allclose(m.item_bias_[-1], b[0], rtol=1e-12)
+
+
+def test_first_partial_fit_is_fit_with_one_iteration(data):
+    X, y = data.X, data.y
+    params = {"n_components": 3, "n_jobs": 1, "random_state": 0}
+    a = MFRegressor(**params).partial_fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        b = MFRegressor(**params, max_iter=1).fit(X, y)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert a.n_iter_ == 1 and a.max_iter == 30  # the parameter is untouched
+    assert a._seen.nnz == len(X)
+
+
+def test_partial_fit_with_weights_and_errors(data, model):
+    m = copy.deepcopy(model)
+    X = np.array([[0, 0], [300, 1], [300, 2]])
+    m.partial_fit(X, [5.0, 4.0, 2.0], sample_weight=[1.0, 0.0, 2.0])
+    seen_300 = m.recommend(300, n=100)[0]
+    assert 2 not in seen_300 and 1 in seen_300  # weight 0: not a rating
+    with pytest.raises(ValueError, match="non-zero"):
+        m.partial_fit(X, [5.0, 4.0, 2.0], sample_weight=[0, 0, 0])
+    with pytest.raises(ValueError, match="early_stopping"):
+        MFRegressor(early_stopping=True).partial_fit(data.X, data.y)
+
+
+# ------------------------------------------------------------------------ CUDA
+@pytest.mark.cuda
+def test_cuda_recommend_matches_cpu(data, model):
+    gpu = copy.deepcopy(model).set_params(device="cuda")
+    users = np.concatenate([model.users_, [-1]])
+    for args in ({}, {"items": [1, 4, 7, 999]}, {"exclude_seen": False}):
+        ids_c, sc_c = model.recommend(users, n=6, **args)
+        ids_g, sc_g = gpu.recommend(users, n=6, **args)
+        np.testing.assert_array_equal(ids_g, ids_c)
+        np.testing.assert_allclose(sc_g, sc_c, rtol=1e-10)
+    ratings = [("new", 0, 5.0), ("new", 3, 1.0)]
+    np.testing.assert_array_equal(
+        gpu.recommend("new", ratings=ratings)[0],
+        model.recommend("new", ratings=ratings)[0],
+    )
+    np.testing.assert_array_equal(
+        gpu.similar_items(model.items_)[0], model.similar_items(model.items_)[0]
+    )
+    new = np.array([[100, 0], [100, 5], [3, 50]])
+    a = copy.deepcopy(model).partial_fit(new, [5.0, 1.0, 4.0])
+    b = copy.deepcopy(gpu).partial_fit(new, [5.0, 1.0, 4.0])
+    np.testing.assert_allclose(b.user_factors_, a.user_factors_, atol=1e-10)
+    np.testing.assert_allclose(b.item_factors_, a.item_factors_, atol=1e-10)
