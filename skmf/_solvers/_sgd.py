@@ -49,7 +49,12 @@ class _MinibatchStep:
         self.lr = float(learning_rate)
         self.batch_size = int(batch_size)
         self.fit_intercept = fit_intercept
-        self.generator = generator
+        device = data.user.device
+        if device.type == "cpu":
+            self.generator = generator
+        else:  # shuffle where the data are, seeded from the CPU generator
+            seed = int(torch.randint(2**62, (1,), generator=generator))
+            self.generator = torch.Generator(device=device).manual_seed(seed)
         wu, wi = data.row_weights()
         # Per-rating penalty share: s_u = w_ui * c_u / W_u.
         self.user_share = penalty.user_coef / wu.clamp_min(1e-30)
@@ -57,9 +62,7 @@ class _MinibatchStep:
 
     def _batches(self):
         n = len(self.data)
-        perm = torch.randperm(n, generator=self.generator, device="cpu").to(
-            self.data.user.device
-        )
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
         for s in range(0, n, self.batch_size):
             yield perm[s : s + self.batch_size]
 
@@ -125,8 +128,11 @@ class AdamStep(_MinibatchStep):
         for p in params:
             p.grad = torch.zeros_like(p)
         self.params = params
-        # Device-appropriate fast path: foreach kernels on every backend.
-        self.optimizer = torch.optim.Adam(params, lr=self.lr, foreach=True)
+        # torch's fused kernel on CUDA, its multi-tensor (foreach) one elsewhere.
+        fused = F.P.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(
+            params, lr=self.lr, foreach=not fused, fused=fused or None
+        )
 
     def __call__(self, iteration: int) -> float:
         F = self.F
