@@ -37,12 +37,12 @@ def make_ratings(
 
     The true rating of user ``u`` for item ``i`` is
     ``mu + b_u + b_i + p_u . q_i`` with ``mu`` the middle of the rating
-    scale, biases drawn from N(0, (scale/10)^2) and factors from
-    N(0, scale / (4 sqrt(k))) per entry, so that the interaction term has a
-    standard deviation of about a sixteenth of the scale's width squared
-    root... in short, of the same order as the biases. Observed ratings add
-    Gaussian noise of standard deviation ``noise`` and, when ``rating_scale``
-    is given, are clipped to it. Observed pairs are distinct and drawn with
+    scale of width ``W``, biases drawn from N(0, (W / 10)^2) and factor
+    entries from N(0, W / (8 sqrt(k))), so that the interaction term has a
+    standard deviation of W / 8, of the same order as the biases, whatever
+    ``n_components``. Observed ratings add Gaussian noise of standard
+    deviation ``noise`` and, when ``rating_scale`` is given, are clipped to
+    it. Observed pairs are distinct and drawn with
     popularity skew (a Zipf-like law over items), like real rating data.
 
     Parameters
