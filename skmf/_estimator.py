@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from skmf._data import encode_ids, factorize_ids, parse_ratings
 from skmf._device import resolve_device, resolve_dtype, torch_threads
 from skmf._recommend import (
+    add_pairs,
     fold_in,
     gather_exclusions,
     seen_matrix,
@@ -979,10 +980,7 @@ or sparse matrix of shape (n_users, n_items)
                 frozen_users=np.arange(n_u0, n_u), frozen_items=np.arange(n_i0, n_i),
                 device=common["device"],
             )  # fmt: skip
-        old = self._seen_matrix().tocoo()
-        self._seen = seen_matrix(
-            np.concatenate([old.row, u]), np.concatenate([old.col, i]), (n_u, n_i)
-        )
+        self._seen = add_pairs(self._seen_matrix(), u, i, (n_u, n_i))
         self._user_n, self._item_n = user_n, item_n
         self.user_factors_, self.item_factors_ = P, Q
         self.user_bias_, self.item_bias_ = bu, bi
@@ -1001,7 +999,7 @@ or sparse matrix of shape (n_users, n_items)
             raise ValueError(
                 "This model has no record of the rated (user, item) pairs (it was "
                 "fitted by an older version of skmf). Fit it again, or pass "
-                "exclude_seen=False."
+                "exclude_seen=False to recommend."
             )
         return seen
 

@@ -32,6 +32,7 @@ from skmf._solvers._common import Factors, Penalty, Ratings
 from skmf._solvers._sgd import SGDStep
 
 __all__ = [
+    "add_pairs",
     "fold_in",
     "gather_exclusions",
     "seen_matrix",
@@ -56,25 +57,27 @@ def _to_device(array: np.ndarray, device: torch.device, dtype=None) -> torch.Ten
 def seen_matrix(
     rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
 ) -> sp.csr_matrix:
-    """A boolean CSR matrix with True at the distinct (row, col) pairs given.
+    """A boolean CSR matrix with True at the (row, col) pairs given.
 
-    Memory is O(number of pairs): one int32 column index and one byte per
-    pair, plus the row pointers.
+    Repeated pairs are stored once (canonical format). Memory is O(number of
+    distinct pairs): one index and one byte per pair, plus the row pointers.
     """
-    n_rows, n_cols = shape
-    key = np.unique(np.asarray(rows, np.int64) * n_cols + np.asarray(cols, np.int64))
-    r, c = np.divmod(key, max(n_cols, 1))
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
-    index_dtype = np.int32 if max(n_cols, len(key)) < 2**31 else np.int64
-    return sp.csr_matrix(
-        (
-            np.ones(len(key), dtype=bool),
-            c.astype(index_dtype),
-            indptr.astype(index_dtype),
-        ),
+    rows = np.asarray(rows, dtype=np.int64)
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=bool), (rows, np.asarray(cols, dtype=np.int64))),
         shape=shape,
     )
+    matrix.sum_duplicates()  # logical or of the bool entries; sorts the indices
+    return matrix
+
+
+def add_pairs(
+    matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """``matrix`` grown to ``shape`` with the (row, col) pairs added."""
+    grown = matrix.copy()
+    grown.resize(shape)
+    return (grown + seen_matrix(rows, cols, shape)).astype(bool)
 
 
 def _gather_rows(
@@ -127,9 +130,14 @@ def gather_exclusions(
         locals_.append(local)
         cols.append(col)
     local, col = np.concatenate(locals_), np.concatenate(cols)
-    width = max(int(n_cand or 0), int(col.max(initial=-1)) + 1, 1)
-    key = np.unique(local * width + col)
-    local, col = np.divmod(key, width)
+    if len(sources) > 1:  # the sources may share pairs: keep each one once
+        width = max(int(n_cand or 0), int(col.max(initial=-1)) + 1, 1)
+        key = local * width + col
+        key.sort()
+        first = np.ones(len(key), dtype=bool)
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        local, col = np.divmod(key[first], width)
+    # (One canonical CSR source has distinct pairs, grouped by query row.)
     indptr = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(np.bincount(local, minlength=n_queries), out=indptr[1:])
     return indptr, col
@@ -331,8 +339,12 @@ def fold_in(
     X = torch.zeros((n_rows, k), dtype=dtype, device=device)
     bx = torch.zeros(n_rows, dtype=dtype, device=device)
     if n_rows and len(ratings):
+        # Only the rows of the other side that were rated take part: the work
+        # is O(ratings), not O(len(Y)), which matters for a single new user.
+        used, other = np.unique(np.asarray(other, np.int64), return_inverse=True)
+        Y, by = Y[used], by[used]
         rows_t = _to_device(np.asarray(rows, np.int64), device)
-        other_t = _to_device(np.asarray(other, np.int64), device)
+        other_t = _to_device(other.astype(np.int64, copy=False), device)
         r_t = _to_device(ratings, device, dtype)
         w_t = None if weights is None else _to_device(weights, device, dtype)
         data = Ratings(rows_t, other_t, r_t, w_t, n_rows, Y.shape[0])

@@ -13,6 +13,9 @@ from skmf import MFRegressor
 from skmf.datasets import make_ratings
 from skmf.metrics import make_ranking_scorer, ndcg_at_k, precision_at_k, recall_at_k
 
+# Short fits in these tests stop at max_iter on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def split():

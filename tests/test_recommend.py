@@ -16,6 +16,9 @@ from skmf import MFRegressor
 from skmf._recommend import fold_in
 from skmf.datasets import make_ratings
 
+# Short fits in these tests stop at max_iter on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def data():
