@@ -1,10 +1,12 @@
 """Ranking metrics against brute-force loops and sklearn.metrics.ndcg_score."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import ndcg_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
@@ -13,8 +15,13 @@ from skmf import MFRegressor
 from skmf.datasets import make_ratings
 from skmf.metrics import make_ranking_scorer, ndcg_at_k, precision_at_k, recall_at_k
 
-# Short fits in these tests stop at max_iter on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+@pytest.fixture(autouse=True)
+def _quiet_short_fits():
+    """Short fits in these tests stop at max_iter on purpose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @pytest.fixture(scope="module")

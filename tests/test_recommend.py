@@ -16,8 +16,13 @@ from skmf import MFRegressor
 from skmf._recommend import fold_in
 from skmf.datasets import make_ratings
 
-# Short fits in these tests stop at max_iter on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+@pytest.fixture(autouse=True)
+def _quiet_short_fits():
+    """Short fits in these tests stop at max_iter on purpose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @pytest.fixture(scope="module")
