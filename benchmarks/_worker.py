@@ -74,7 +74,6 @@ def run(spec: dict) -> dict:
     }
     if mem.children_peak_mib is not None:
         result["child_processes_peak_mib"] = mem.children_peak_mib
-        result["notes"].append(f"JVM peak RSS {mem.children_peak_mib:.0f} MiB")
     if n_nan:
         result["notes"].append(f"{n_nan} NaN predictions left out of the RMSE")
     if gpu:

@@ -226,6 +226,7 @@ def aggregate(label, system, runs):
         row["child_processes_peak_mib"] = max(
             r.get("child_processes_peak_mib", 0) for r in ok
         )
+        row["notes"] += f"; JVM peak RSS {row['child_processes_peak_mib']:.0f} MiB"
     if any("gpu_peak_mib" in r for r in ok):
         row["gpu_peak_mib"] = max(r.get("gpu_peak_mib", 0) for r in ok)
     return row

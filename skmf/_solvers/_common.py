@@ -215,9 +215,18 @@ def run_fit_loop(
         n_iter = it + 1
         if start is None and math.isfinite(loss):
             start = loss
-        if not math.isfinite(loss) or loss > 1e3 * max(start, scale):
+        # Diverging: non-finite, far above its start, or twice its best so far
+        # (ALS never increases it; SGD's epoch noise is far smaller). The floor
+        # of 1e-3 x the mean squared rating keeps round-off of a near-zero
+        # objective (an exact fit) from counting.
+        if (
+            not math.isfinite(loss)
+            or loss > 1e3 * max(start, scale)
+            or loss > 2 * min(losses, default=math.inf) + 1e-3 * scale
+        ):
             hint = (
-                "Lower the 'learning_rate' (e.g. by a factor of 10) or raise 'alpha'."
+                "Lower the 'learning_rate' or the 'batch_size' (e.g. by a factor "
+                "of 10), or raise 'alpha'."
                 if solver_name in ("sgd", "adam")
                 else "Raise 'alpha', or use dtype='float64'."
             )
@@ -240,10 +249,10 @@ def run_fit_loop(
                 else:
                     best_F.copy_(F)
                 best_iter = n_iter
-            improved = score < best_score - tol * best_score
+            improved = best_score == math.inf or score < best_score - tol * best_score
             best_score = min(best_score, score)
         else:
-            improved = loss < best_loss - tol * abs(best_loss)
+            improved = best_loss == math.inf or loss < best_loss - tol * best_loss
             best_loss = min(best_loss, loss)
         no_improve = 0 if improved else no_improve + 1
         if progress is not None:
