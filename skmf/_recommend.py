@@ -349,18 +349,14 @@ def fold_in(
         w_t = None if weights is None else _to_device(weights, device, dtype)
         data = Ratings(rows_t, other_t, r_t, w_t, n_rows, Y.shape[0])
         penalty = Penalty.build(data, alpha, alpha_bias, scaling)
-        groups = RowGroups(rows_t, other_t, r_t, w_t, n_rows, k)
+        groups = RowGroups(
+            rows_t, other_t, r_t, w_t, n_rows, Y.shape[0], penalty.user_coef,
+            alpha, alpha_bias, k,
+        )  # fmt: skip
         _solve_rows(
-            groups,
-            X,
-            bx,
-            _to_device(Y, device, dtype),
-            _to_device(by, device, dtype),
+            groups, X, bx, _to_device(Y, device, dtype), _to_device(by, device, dtype),
             torch.tensor(mu, dtype=dtype, device=device),
-            penalty.user_coef,
-            float(alpha),
-            float(alpha_bias),
-        )
+        )  # fmt: skip
     return (
         X.to("cpu").numpy().astype(np_dtype, copy=False),
         bx.to("cpu").numpy().astype(np_dtype, copy=False),

@@ -209,3 +209,24 @@ def test_predict_validates_input_too():
         model.predict([[0, np.nan]])
     with pytest.raises(ValueError, match="columns"):
         model.predict(np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        np.array([5, 3, 5, 9, 3, 4]),
+        np.array([-100, 27, 100, -100, 0], dtype=np.int8),  # offset overflows int8
+        np.array([7, 1, 7, 2], dtype=np.uint16),
+        np.array([2**63 + 5, 2**63 + 1, 2**63 + 5], dtype=np.uint64),
+        np.array([3 * 2**40, 1, 3 * 2**40, 2**33]),  # too wide for a lookup table
+        np.array(["b", "a", "b"], dtype=object),
+    ],
+)
+def test_factorize_ids_matches_pandas_sorted_factorize(ids):
+    from skmf._data import factorize_ids
+
+    codes, uniques = factorize_ids(ids)
+    ref_codes, ref_uniques = pd.factorize(ids, sort=True)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_array_equal(uniques, ref_uniques)
+    assert uniques.dtype == ids.dtype

@@ -207,7 +207,7 @@ def test_recommend_leaves_the_model_unchanged_and_survives_pickling(data, model)
 
 
 def test_seen_pairs_are_a_compact_boolean_matrix(data, model):
-    seen = model._seen
+    seen = model._seen_matrix()
     assert sp.issparse(seen) and seen.dtype == bool
     assert seen.shape == (len(model.users_), len(model.items_))
     assert seen.nnz == len(data.X)  # one entry per distinct rated pair
@@ -223,7 +223,7 @@ def test_warm_start_new_users_have_their_items_excluded(data):
         model.fit(X, y)
         X_new = np.vstack([X, [[500, 0], [500, 1], [500, 2], [501, 39]]])
         model.fit(X_new, np.concatenate([y, [5.0, 4.0, 1.0, 3.0]]))
-    assert model._seen.shape == (len(model.users_), len(model.items_))
+    assert model._seen_matrix().shape == (len(model.users_), len(model.items_))
     ids, _ = model.recommend([500, 501], n=len(model.items_))
     assert ids.shape == (2, len(model.items_) - 1)
     assert not {0, 1, 2} & set(ids[0].tolist()) and ids[0, -1] == -1
@@ -379,7 +379,7 @@ def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(model):
     assert not np.allclose(m.item_factors_[[0, 5]], model.item_factors_[[0, 5]])
     ids, _ = m.recommend([100, 101], n=len(m.items_))
     assert not {0, 5, 9} & set(ids[0].tolist()) and 3 not in ids[1].tolist()
-    assert m._seen.nnz == model._seen.nnz + 4
+    assert m._seen_matrix().nnz == model._seen_matrix().nnz + 4
     np.testing.assert_allclose(m._user_n[-2:], [3.0, 1.0])
 
 
@@ -413,7 +413,7 @@ def test_first_partial_fit_is_fit_with_one_iteration(data):
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert a.n_iter_ == 1 and a.max_iter == 30  # the parameter is untouched
-    assert a._seen.nnz == len(X)
+    assert a._seen_matrix().nnz == len(X)
 
 
 def test_partial_fit_with_weights_and_errors(data, model):

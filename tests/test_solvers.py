@@ -46,10 +46,13 @@ def test_als_user_update_is_numpy_ridge_solution(weighted, scaling):
     pen = Penalty.build(data, alpha, alpha_b, scaling)
     P_t = torch.zeros(n_users, k, dtype=torch.float64)
     bu_t = torch.zeros(n_users, dtype=torch.float64)
-    groups = RowGroups(data.user, data.item, data.rating, data.weight, n_users, k)
+    groups = RowGroups(
+        data.user, data.item, data.rating, data.weight, n_users, n_items,
+        pen.user_coef, alpha, alpha_b, k,
+    )  # fmt: skip
     _solve_rows(
         groups, P_t, bu_t, torch.as_tensor(Q), torch.as_tensor(bi),
-        torch.tensor(mu, dtype=torch.float64), pen.user_coef, alpha, alpha_b,
+        torch.tensor(mu, dtype=torch.float64),
     )  # fmt: skip
 
     wt = np.ones(len(r)) if w is None else w
