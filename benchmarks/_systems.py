@@ -96,10 +96,14 @@ class SkmfAdapter(Adapter):
     def settings(self):
         p = self.estimator.get_params()
         defaults = self._cls().get_params()
-        shown = ("solver", "n_components", "alpha", "alpha_scaling", "max_iter", "tol")
+        shown = (
+            "solver", "n_components", "alpha", "alpha_scaling", "max_iter", "tol",
+            "init",
+        )  # fmt: skip
         text = (
             f"{p['solver']} k={p['n_components']} alpha={p['alpha']} "
-            f"({p['alpha_scaling']}) max_iter={p['max_iter']} tol={p['tol']}"
+            f"({p['alpha_scaling']}) init={p['init']} max_iter={p['max_iter']} "
+            f"tol={p['tol']}"
         )
         extra = [
             f"{k}={v}"

@@ -185,3 +185,60 @@ def test_every_solver_lowers_the_same_objective(small_ratings, solver):
     mean_model_value = np.var(y)  # P = Q = 0, b = 0, mu = mean: L / n = var(y)
     assert value < 0.7 * mean_model_value
     assert value < 1.1 * best
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spectral_start_is_the_truncated_svd_of_the_centred_ratings(weighted):
+    """init="svd": P Q^T is the best rank-k fit of R = w (r - mu) (NumPy SVD)."""
+    from skmf._solvers import group_ratings, spectral_factors
+
+    n_users, n_items, k = 9, 6, 3
+    u, i, r, w = _tiny(
+        seed=3, n_users=n_users, n_items=n_items, n=40, weighted=weighted
+    )
+    data = _ratings(u, i, r, w, n_users, n_items)
+    pen = Penalty.build(data, 0.1, 0.1, "none")
+    mu = 3.1
+    P, Q, rank = spectral_factors(
+        *group_ratings(data, pen, k), mu, k, torch.Generator().manual_seed(0)
+    )
+    R = np.zeros((n_users, n_items))
+    np.add.at(R, (u, i), (1.0 if w is None else w) * (r - mu))
+    U, S, Vt = np.linalg.svd(R)
+    # The sketch (k + 8 columns) spans all 6 item columns: the SVD is exact.
+    assert rank == k
+    np.testing.assert_allclose(
+        (P @ Q.T).numpy(), (U[:, :k] * S[:k]) @ Vt[:k], rtol=1e-9, atol=1e-10
+    )
+    # Balanced split P = U sqrt(S), Q = V sqrt(S).
+    np.testing.assert_allclose((P.T @ P).numpy(), np.diag(S[:k]), atol=1e-9)
+    np.testing.assert_allclose((Q.T @ Q).numpy(), np.diag(S[:k]), atol=1e-9)
+
+
+def test_als_singular_system_gets_the_least_norm_solution():
+    """alpha=0 and fewer ratings than k + 1: NumPy's least-squares minimum norm."""
+    rng = np.random.RandomState(0)
+    n_items, k = 6, 4
+    Q, bi = rng.normal(size=(n_items, k)), rng.normal(size=n_items)
+    u = np.array([0, 0, 1, 1, 1])  # 2 and 3 ratings for 5 unknowns
+    i = np.array([0, 3, 1, 2, 5])
+    r = np.array([4.0, 2.0, 5.0, 1.0, 3.0])
+    mu = 3.0
+    data = _ratings(u, i, r, None, 2, n_items)
+    pen = Penalty.build(data, 0.0, 0.0, "none")
+    groups = RowGroups(
+        data.user, data.item, data.rating, None, 2, n_items, pen.user_coef,
+        0.0, 0.0, k,
+    )  # fmt: skip
+    P = torch.zeros(2, k, dtype=torch.float64)
+    bu = torch.zeros(2, dtype=torch.float64)
+    _solve_rows(
+        groups, P, bu, torch.as_tensor(Q), torch.as_tensor(bi),
+        torch.tensor(mu, dtype=torch.float64),
+    )  # fmt: skip
+    for user in range(2):
+        m = u == user
+        Z = np.column_stack([Q[i[m]], np.ones(m.sum())])
+        x = np.linalg.lstsq(Z, r[m] - mu - bi[i[m]], rcond=None)[0]
+        np.testing.assert_allclose(P[user].numpy(), x[:k], atol=1e-8)
+        np.testing.assert_allclose(float(bu[user]), x[k], atol=1e-8)

@@ -1,6 +1,6 @@
 """Torch solvers for biased matrix factorization (no scikit-learn glue here)."""
 
-from skmf._solvers._als import ALSStep
+from skmf._solvers._als import ALSStep, group_ratings
 from skmf._solvers._common import (
     Factors,
     FitResult,
@@ -11,6 +11,7 @@ from skmf._solvers._common import (
     rmse,
     run_fit_loop,
 )
+from skmf._solvers._init import spectral_factors
 from skmf._solvers._sgd import AdamStep, SGDStep
 
 #: solver name -> class whose instances run one epoch or sweep when called.
@@ -25,8 +26,10 @@ __all__ = [
     "Penalty",
     "Ratings",
     "SGDStep",
+    "group_ratings",
     "objective",
     "predict_tensor",
     "rmse",
     "run_fit_loop",
+    "spectral_factors",
 ]

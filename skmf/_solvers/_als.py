@@ -26,7 +26,7 @@ import torch
 
 from skmf._solvers._common import Factors, Penalty, Ratings
 
-__all__ = ["ALSStep", "RowGroups"]
+__all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul"]
 
 # Padded bucket lengths: every length up to 8, then a geometric grid (x1.2).
 _GRID_RATIO = 1.2
@@ -133,7 +133,7 @@ class RowGroups:
                         reg=coef[rb, None] * reg,
                     )
                 )
-        self.n_other = n_other
+        self.n_rows, self.n_other = n_rows, n_other
 
 
 def _solve_rows(
@@ -165,6 +165,7 @@ def _solve_rows(
     Z[:-1, k] = 1
     torch.neg(by, out=Z[:-1, k + 1]).sub_(mu)
     Z[-1] = 0
+    singular = (k * torch.finfo(Y.dtype).eps) ** 0.5
     sse = se = None
     if stats:
         sse = torch.zeros((), dtype=torch.float64, device=X.device)
@@ -183,9 +184,15 @@ def _solve_rows(
         system.diagonal(dim1=1, dim2=2).add_(blk.reg)
         chol, info = torch.linalg.cholesky_ex(system)
         x = torch.cholesky_solve(rhs, chol)
-        if bool(info.any()):  # singular system (alpha = 0): least-norm solution
-            bad = info > 0
-            x[bad] = torch.linalg.pinv(system[bad]) @ rhs[bad]
+        # Numerically singular systems (alpha = 0 with fewer ratings than
+        # factors, or collinear factors) can pass the factorisation with tiny
+        # pivots and give huge solutions: the pivots bound the condition
+        # number (cond >= (max / min pivot)^2), so take the least-norm
+        # solution where it exceeds 1 / (n eps).
+        pivots = chol.diagonal(dim1=1, dim2=2)
+        bad = (info > 0) | ~(pivots.amin(1) > singular * pivots.amax(1))
+        if bool(bad.any()):
+            x[bad] = torch.linalg.pinv(system[bad], hermitian=True) @ rhs[bad]
         x = x.squeeze(-1)
         X[blk.rows] = x[:, :k]
         bx[blk.rows] = x[:, k]
@@ -200,6 +207,45 @@ def _solve_rows(
     return (sse, se) if stats else None
 
 
+def group_ratings(
+    data: Ratings, penalty: Penalty, n_components: int
+) -> tuple[RowGroups, RowGroups]:
+    """The ratings grouped by user and by item, for the ALS updates."""
+    a, ab = penalty.alpha, penalty.alpha_bias
+    by_user = RowGroups(
+        data.user, data.item, data.rating, data.weight, data.n_users,
+        data.n_items, penalty.user_coef, a, ab, n_components,
+    )  # fmt: skip
+    by_item = RowGroups(
+        data.item, data.user, data.rating, data.weight, data.n_items,
+        data.n_users, penalty.item_coef, a, ab, n_components,
+    )  # fmt: skip
+    return by_user, by_item
+
+
+def rating_matmul(groups: RowGroups, M: torch.Tensor, mu: float) -> torch.Tensor:
+    """R @ M for the matrix R of weighted, centred ratings of ``groups``.
+
+    Row u of the result is sum_j w_uj (r_uj - mu) M[j] over the ratings of
+    row u: R[u, j] = w_uj (r_uj - mu), summed over repeated (u, j) pairs, so
+    that an integer weight is the same as repeating the rating. One gather and
+    one batched GEMM per block, as in the ALS update.
+    """
+    m = M.shape[1]
+    Mx = torch.cat([M, M.new_zeros(1, m)])
+    out = M.new_zeros(groups.n_rows, m)
+    for blk in groups.blocks:
+        B, L = blk.r.shape
+        if blk.sw is None:
+            rated = (blk.index != groups.n_other).view(B, L).to(blk.r.dtype)
+            values = blk.r - mu * rated
+        else:  # blk.r = sqrt(w) r
+            values = blk.sw * (blk.r - mu * blk.sw)
+        gathered = Mx.index_select(0, blk.index).view(B, L, m)
+        out[blk.rows] = torch.bmm(values[:, None, :], gathered).squeeze(1)
+    return out
+
+
 class ALSStep:
     """One ALS sweep: users, items, then the intercept."""
 
@@ -210,15 +256,7 @@ class ALSStep:
         self.F, self.penalty = F, penalty
         self.fit_intercept = fit_intercept
         self.total_weight = data.total_weight
-        a, ab = penalty.alpha, penalty.alpha_bias
-        self.by_user = RowGroups(
-            data.user, data.item, data.rating, data.weight, data.n_users,
-            data.n_items, penalty.user_coef, a, ab, k,
-        )  # fmt: skip
-        self.by_item = RowGroups(
-            data.item, data.user, data.rating, data.weight, data.n_items,
-            data.n_users, penalty.item_coef, a, ab, k,
-        )  # fmt: skip
+        self.by_user, self.by_item = group_ratings(data, penalty, k)
 
     def __call__(self, iteration: int) -> float:
         F = self.F
