@@ -43,7 +43,7 @@ print(f"{source}: {len(ratings):,} ratings of {ratings['item'].nunique():,} movi
 # %%
 # Fit the model
 # -------------
-# The defaults: 24 factors, ALS, the penalty of each user and movie scaled by
+# The defaults: 16 factors, ALS, the penalty of each user and movie scaled by
 # the square root of its number of ratings.
 model = MFRegressor(random_state=0)
 model.fit(ratings[["user", "item"]], ratings["rating"])

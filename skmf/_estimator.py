@@ -63,7 +63,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : int, default=24
+    n_components : int, default=16
         Number of latent factors k.
 
     alpha : float, default=1.2
@@ -329,7 +329,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_components=24,
+        n_components=16,
         alpha=1.2,
         alpha_bias=None,
         alpha_scaling="sqrt",
