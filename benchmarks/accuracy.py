@@ -72,7 +72,7 @@ def evaluate(dataset: str, data_dir, folds: int) -> list[dict]:
             "system": "skmf",
             "settings": label,
             "rmse": float(np.mean(rmses)),
-            "rmse_folds": rmses,
+            "rmse_per_fold": rmses,
             "fit_s": float(np.mean(seconds)),
         }
         rows.append(row)

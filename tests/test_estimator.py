@@ -166,3 +166,17 @@ def test_cuda_fit_matches_cpu_and_unpickles_without_cuda(small_ratings, monkeypa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = pickle.loads(blob)
     np.testing.assert_array_equal(loaded.predict(X), gpu.predict(X))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_cuda_minibatch_solvers_reach_the_cpu_quality(small_ratings, solver):
+    # The two devices shuffle with different generators: compare the quality.
+    X, y = small_ratings.X, small_ratings.y
+    params = {"solver": solver, "max_iter": 30, "random_state": 0}
+    gpu = MFRegressor(device="cuda", **params).fit(X, y)
+    cpu = MFRegressor(device="cpu", **params).fit(X, y)
+    assert isinstance(gpu.user_factors_, np.ndarray)
+    rmse_gpu = np.sqrt(np.mean((gpu.predict(X) - y) ** 2))
+    rmse_cpu = np.sqrt(np.mean((cpu.predict(X) - y) ** 2))
+    assert abs(rmse_gpu - rmse_cpu) < 0.02 * rmse_cpu

@@ -130,6 +130,7 @@ def _fold_list(value):
 #: Known row keys of the benchmark scripts: key, column title, formatter.
 #: A column is shown when at least one row has a value for it.
 TIMING_COLUMNS = [
+    ("task", "task", str),
     ("system", "system", str),
     ("label", "variant", str),
     ("settings", "settings", str),
@@ -147,6 +148,8 @@ TIMING_COLUMNS = [
     ("n_predictions", "predictions", _millions),
     ("best_s", "best s", _num(3)),
     ("predictions_per_s_best", "predictions / s", _millions),
+    ("seconds", "seconds", _num(4)),
+    ("per_item", "per query", str),
     ("peak_mib", "peak MiB", _num(0)),
     ("gpu_peak_mib", "GPU peak MiB", _num(0)),
     ("skmf_fit_ratio", "skmf / peer fit time", _num(2)),
@@ -183,7 +186,9 @@ def load_results(results_dir: Path = RESULTS_DIR) -> list[tuple[str, object]]:
 def _title(name: str, data: dict) -> str:
     header = data.get("header", {}) if isinstance(data, dict) else {}
     what = header.get("dataset") or header.get("mode")
-    if what == "scaling":
+    if str(name).startswith("recommend-"):
+        what = f"serving: recommend, similar items, fold-in ({what})"
+    elif what == "scaling":
         what = "fit time vs number of ratings (synthetic data)"
     elif what == "predict":
         what = "prediction throughput"
