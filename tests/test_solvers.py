@@ -140,7 +140,17 @@ def test_sgd_minibatch_gradients_match_autograd():
         generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     idx = torch.arange(len(r))
-    uu, ii, g_p, g_q, g_bu, g_bi, g_mu, loss = step._gradients(idx)
+    g = step._gradients(idx)
+    uu, ii, g_p, g_q, g_bu, g_bi, g_mu, loss = (
+        g.u,
+        g.i,
+        g.g_p,
+        g.g_q,
+        g.g_bu,
+        g.g_bi,
+        g.g_mu,
+        g.loss,
+    )
     # Summed over the whole data set, the per-rating terms give L and grad L.
     params = [t.clone().requires_grad_(True) for t in (F.P, F.Q, F.bu, F.bi, F.mu)]
     ref = _autograd_objective(
@@ -154,6 +164,76 @@ def test_sgd_minibatch_gradients_match_autograd():
     torch.testing.assert_close(zeros(F.bu).index_add_(0, uu, g_bu), gbu)
     torch.testing.assert_close(zeros(F.bi).index_add_(0, ii, g_bi), gbi)
     torch.testing.assert_close(g_mu, gmu)
+
+
+def test_sgd_step_caps_use_the_rows_curvature():
+    """Summed per-rating curvatures: exact for biases, a bound on lambda_max for
+    factors (autograd Hessian of the documented objective)."""
+    n_users, n_items, k = 5, 6, 3
+    u, i, r, w = _tiny(seed=2, n_users=n_users, n_items=n_items, n=24, weighted=True)
+    data = _ratings(u, i, r, w, n_users, n_items)
+    rng = np.random.RandomState(1)
+    F = Factors(
+        torch.as_tensor(rng.normal(size=(n_users, k))),
+        torch.as_tensor(rng.normal(size=(n_items, k))),
+        torch.as_tensor(rng.normal(size=n_users)),
+        torch.as_tensor(rng.normal(size=n_items)),
+        torch.tensor(3.0, dtype=torch.float64),
+    )
+    alpha, alpha_b = 0.7, 0.3
+    pen = Penalty.build(data, alpha, alpha_b, "sqrt")
+    step = SGDStep(
+        F, data, pen, learning_rate=0.1, batch_size=len(r), fit_intercept=True,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    g = step._gradients(torch.arange(len(r)), curvatures=True)
+
+    def per_row(rows, h, n):
+        return torch.zeros(n, dtype=h.dtype).index_add_(0, rows, h)
+
+    H = {
+        "P": per_row(g.u, g.h_p, n_users), "bu": per_row(g.u, g.h_bu, n_users),
+        "Q": per_row(g.i, g.h_q, n_items), "bi": per_row(g.i, g.h_bi, n_items),
+    }  # fmt: skip
+    base = {"P": F.P, "Q": F.Q, "bu": F.bu, "bi": F.bi}
+
+    def hessian(name, row):
+        """Autograd Hessian of L in one row of one parameter, others fixed."""
+
+        def loss(x):
+            params = dict(base)
+            params[name] = base[name].clone()
+            params[name][row] = x
+            return _autograd_objective(
+                data.user, data.item, data.rating, data.weight, params["P"],
+                params["Q"], params["bu"], params["bi"], F.mu, alpha, alpha_b,
+                "sqrt",
+            )  # fmt: skip
+
+        return torch.autograd.functional.hessian(loss, base[name][row].clone())
+
+    for factors, bias, n_rows in (("P", "bu", n_users), ("Q", "bi", n_items)):
+        for row in range(n_rows):
+            hess = hessian(factors, row)
+            # lambda_max <= H <= trace: the cap is a tight, safe bound.
+            assert torch.linalg.eigvalsh(hess).max() <= H[factors][row] + 1e-12
+            assert H[factors][row] <= torch.trace(hess) + 1e-12
+            torch.testing.assert_close(hessian(bias, row), H[bias][row])
+
+
+def test_sgd_is_stable_with_large_batches_and_large_factors():
+    """One popular item in every rating of a huge batch, factors of norm 10."""
+    from skmf.datasets import make_ratings
+
+    data = make_ratings(
+        n_users=2000, n_items=50, n_ratings=40_000, random_state=0
+    )  # fmt: skip
+    model = MFRegressor(
+        solver="sgd", batch_size=40_000, learning_rate=0.05, max_iter=5,
+        init="random", init_std=10.0, tol=0, random_state=0,
+    )  # fmt: skip
+    model.fit(data.X, data.y)
+    assert np.all(np.diff(model.loss_curve_) < 0), model.loss_curve_
 
 
 def test_als_objective_never_increases(small_ratings):

@@ -13,22 +13,45 @@ epoch. Each epoch visits the ratings in a random order, in minibatches.
 * ``sgd``: for every rating in the minibatch, the step is
   ``theta -= eta * grad l_ui`` (the per-rating step of Funk-SVD, Surprise and
   LIBMF), applied to all ratings of the batch at once with ``index_add_``.
-  A row (user or item) whose ratings in the batch weigh m in total takes the
-  step ``eta / max(1, eta * m)``: the summed step then never overshoots the
-  exact minimiser along its bias (curvature 2 m), which keeps large
-  minibatches stable; with ``eta * m <= 1`` it is plain per-rating SGD. The
-  intercept takes the mean of its per-rating steps.
+  Each row's summed step is capped at one Newton step of that row's block:
+  with H the row's curvature in the batch (the sum over its ratings of the
+  diagonal second derivatives, 2 w (|q_i|^2 + alpha s_u) for p_u,
+  2 w (1 + alpha_bias s_u) for b_u, and likewise for items), the row steps
+  ``eta / max(1, eta * H)``. H bounds the largest eigenvalue of the row's
+  Hessian, so the step never overshoots the row's minimiser, however large
+  the batch or the factors; with ``eta * H <= 1`` it is plain per-rating SGD.
+  The intercept takes the mean of its per-rating steps.
 * ``adam``: torch's Adam on the minibatch mean of l_ui (the textbook
   recipe), with dense moment estimates for all parameters.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from skmf._solvers._common import Factors, Penalty, Ratings
 
 __all__ = ["AdamStep", "SGDStep"]
+
+
+@dataclass
+class _Gradients:
+    """Per-rating gradients (and, for SGD, curvatures) of a minibatch."""
+
+    u: torch.Tensor
+    i: torch.Tensor
+    g_p: torch.Tensor
+    g_q: torch.Tensor
+    g_bu: torch.Tensor
+    g_bi: torch.Tensor
+    g_mu: torch.Tensor
+    loss: torch.Tensor
+    h_p: torch.Tensor | None = None
+    h_q: torch.Tensor | None = None
+    h_bu: torch.Tensor | None = None
+    h_bi: torch.Tensor | None = None
 
 
 class _MinibatchStep:
@@ -66,7 +89,7 @@ class _MinibatchStep:
         for s in range(0, n, self.batch_size):
             yield perm[s : s + self.batch_size]
 
-    def _gradients(self, idx: torch.Tensor):
+    def _gradients(self, idx: torch.Tensor, curvatures: bool = False) -> _Gradients:
         """Per-rating gradients of l_ui for the ratings ``idx`` of a batch."""
         F, d, pen = self.F, self.data, self.penalty
         u, i, r = d.user[idx], d.item[idx], d.rating[idx]
@@ -88,32 +111,45 @@ class _MinibatchStep:
         g_q = torch.addcmul(2 * we[:, None] * pu, (a * si)[:, None], qi)
         g_bu = torch.addcmul(2 * we, ab * su, bu)
         g_bi = torch.addcmul(2 * we, ab * si, bi)
-        return u, i, g_p, g_q, g_bu, g_bi, 2 * we.sum(), loss
+        grads = _Gradients(u, i, g_p, g_q, g_bu, g_bi, 2 * we.sum(), loss)
+        if not curvatures:
+            return grads
+        w2 = 2 * torch.ones_like(e) if d.weight is None else 2 * w
+        # Diagonal second derivatives of l_ui in p_u, q_i, b_u, b_i.
+        grads.h_p = torch.addcmul(a * su, w2, qi.square().sum(1))
+        grads.h_q = torch.addcmul(a * si, w2, pu.square().sum(1))
+        grads.h_bu = w2 + ab * su
+        grads.h_bi = w2 + ab * si
+        return grads
 
 
 class SGDStep(_MinibatchStep):
     """One epoch of minibatch SGD with per-rating steps (see module docstring)."""
 
-    def _row_steps(self, rows, w, n_rows):
-        """-eta / max(1, eta * m_row) for each rating of the batch."""
-        m = torch.zeros(n_rows, dtype=w.dtype, device=w.device).index_add_(0, rows, w)
-        return (-self.lr / (self.lr * m[rows]).clamp_min(1.0))[:, None]
+    def _row_steps(self, rows, h_factors, h_bias, n_rows):
+        """-eta / max(1, eta * H_row) for each rating of the batch, (B, 2).
+
+        H_row is the sum over the row's ratings in the batch of the factor
+        curvature (column 0) and of the bias curvature (column 1).
+        """
+        h = torch.stack([h_factors, h_bias], 1)
+        H = h.new_zeros(n_rows, 2).index_add_(0, rows, h)
+        return -self.lr / (self.lr * H[rows]).clamp_min(1.0)
 
     def __call__(self, iteration: int) -> float:
         F, lr, d = self.F, self.lr, self.data
         total = torch.zeros((), dtype=torch.float64, device=F.P.device)
         for idx in self._batches():
-            u, i, g_p, g_q, g_bu, g_bi, g_mu, loss = self._gradients(idx)
-            w = torch.ones_like(g_bu) if d.weight is None else d.weight[idx]
-            step_u = self._row_steps(u, w, d.n_users)
-            step_i = self._row_steps(i, w, d.n_items)
-            F.P.index_add_(0, u, g_p.mul_(step_u))
-            F.Q.index_add_(0, i, g_q.mul_(step_i))
-            F.bu.index_add_(0, u, g_bu.mul_(step_u[:, 0]))
-            F.bi.index_add_(0, i, g_bi.mul_(step_i[:, 0]))
+            g = self._gradients(idx, curvatures=True)
+            step_u = self._row_steps(g.u, g.h_p, g.h_bu, d.n_users)
+            step_i = self._row_steps(g.i, g.h_q, g.h_bi, d.n_items)
+            F.P.index_add_(0, g.u, g.g_p.mul_(step_u[:, :1]))
+            F.Q.index_add_(0, g.i, g.g_q.mul_(step_i[:, :1]))
+            F.bu.index_add_(0, g.u, g.g_bu.mul_(step_u[:, 1]))
+            F.bi.index_add_(0, g.i, g.g_bi.mul_(step_i[:, 1]))
             if self.fit_intercept:
-                F.mu.sub_(lr * g_mu / idx.shape[0])
-            total += loss
+                F.mu.sub_(lr * g.g_mu / idx.shape[0])
+            total += g.loss
         return float(total) / self.data.total_weight
 
 
@@ -138,18 +174,18 @@ class AdamStep(_MinibatchStep):
         F = self.F
         total = torch.zeros((), dtype=torch.float64, device=F.P.device)
         for idx in self._batches():
-            u, i, g_p, g_q, g_bu, g_bi, g_mu, loss = self._gradients(idx)
+            g = self._gradients(idx)
             scale = 1.0 / idx.shape[0]
             for p in self.params:
                 p.grad.zero_()
-            F.P.grad.index_add_(0, u, g_p, alpha=scale)
-            F.Q.grad.index_add_(0, i, g_q, alpha=scale)
-            F.bu.grad.index_add_(0, u, g_bu, alpha=scale)
-            F.bi.grad.index_add_(0, i, g_bi, alpha=scale)
+            F.P.grad.index_add_(0, g.u, g.g_p, alpha=scale)
+            F.Q.grad.index_add_(0, g.i, g.g_q, alpha=scale)
+            F.bu.grad.index_add_(0, g.u, g.g_bu, alpha=scale)
+            F.bi.grad.index_add_(0, g.i, g.g_bi, alpha=scale)
             if self.fit_intercept:
-                F.mu.grad.fill_(g_mu * scale)
+                F.mu.grad.fill_(g.g_mu * scale)
             self.optimizer.step()
-            total += loss
+            total += g.loss
         return float(total) / self.data.total_weight
 
     def close(self) -> None:
