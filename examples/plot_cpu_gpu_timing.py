@@ -86,16 +86,19 @@ else:
         "reference table instead (CPU only; GPU results pending)."
     )
     results = pd.DataFrame(
-        [  # system, training ratings, fit seconds on 2 CPU cores
-            ("Surprise SVD", 80_000, 0.59),
-            ("LIBMF", 80_000, 0.13),
-            ("torch recipe", 80_000, 3.5),
-            ("Surprise SVD", 900_188, 14.4),
-            ("LIBMF", 900_188, 1.46),
-            ("Cornac MF", 900_188, 3.5),
-            ("Spark ALS", 900_188, 11.4),
-            ("torch recipe", 900_188, 55.0),
-            ("skmf", 900_188, 1.5),
+        [  # system, training ratings, fit seconds on 2 CPU cores (2026-11-26)
+            ("skmf", 80_000, 0.07),
+            ("LIBMF", 80_000, 0.06),
+            ("Cornac MF", 80_000, 0.09),
+            ("Surprise SVD", 80_000, 0.28),
+            ("torch recipe", 80_000, 2.04),
+            ("Spark ALS", 80_000, 7.36),
+            ("skmf", 900_188, 0.30),
+            ("LIBMF", 900_188, 0.38),
+            ("Cornac MF", 900_188, 1.20),
+            ("Surprise SVD", 900_188, 9.95),
+            ("Spark ALS", 900_188, 14.4),
+            ("torch recipe", 900_188, 19.7),
         ],
         columns=["system", "n_train", "fit_s"],
     ).assign(device="cpu", hardware=None)
