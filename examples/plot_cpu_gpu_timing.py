@@ -55,7 +55,7 @@ def read_results(folder):
             n_train = row.get("n_train") or split_train or row.get("n_ratings")
             if not n_train:
                 continue
-            system = row.get("system") or row.get("label") or "?"
+            system = row.get("label") or row.get("system") or "?"
             records.append(
                 {
                     "system": f"{system}, synthetic" if synthetic else system,
@@ -117,8 +117,8 @@ summary
 # squares for the GPU. Both axes are logarithmic: a straight line of slope 1
 # is a fit time proportional to the number of ratings.
 systems = list(dict.fromkeys(summary["system"]))
-cmap = plt.get_cmap("tab10")
-colors = {s: cmap(j % 10) for j, s in enumerate(systems)}
+cmap = plt.get_cmap("tab10" if len(systems) <= 10 else "tab20")
+colors = {s: cmap(j % cmap.N) for j, s in enumerate(systems)}
 styles = {"cpu": ("-", "o"), "gpu": ("--", "s")}
 
 fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
