@@ -137,10 +137,9 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     init_std : float or "auto", default="auto"
         Standard deviation of the normal initialization of the factors (with
         ``init="random"``, and for users and items new to a ``warm_start``
-        fit). "auto"
-        uses ``sqrt(0.1 * std(r) / sqrt(k))``, so that the initial
-        :math:`p_u^\top q_i` are about a tenth of the rating spread whatever
-        the rating scale.
+        fit). "auto" uses ``sqrt(0.1 * std(r) / sqrt(k))``, so that the
+        initial :math:`p_u^\top q_i` are about a tenth of the rating spread
+        whatever the rating scale.
 
     clip : bool, default=False
         Whether to clip predictions to the range of the training ratings. Off

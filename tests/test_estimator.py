@@ -80,6 +80,20 @@ def test_early_stopping_keeps_the_best_iteration(small_ratings):
     assert rmse == pytest.approx(min(scores), rel=1e-4)
 
 
+@pytest.mark.parametrize("solver, tol", [("als", 1e-2), ("sgd", 1e-3), ("adam", 1e-3)])
+def test_auto_tol_stops_at_the_first_iteration_gaining_less_than_tol(
+    small_ratings, solver, tol
+):
+    model = MFRegressor(solver=solver, max_iter=100, random_state=0)
+    model.fit(small_ratings.X, small_ratings.y)
+    curve = np.array(model.loss_curve_)
+    best_before = np.minimum.accumulate(curve)[:-1]
+    gains = (best_before - curve[1:]) / best_before
+    assert model.n_iter_ < 100
+    assert gains[-1] <= tol  # the last iteration gained less than tol...
+    assert np.all(gains[:-1] > tol)  # ...and it is the first one (n_iter_no_change=1)
+
+
 def test_a_diverging_learning_rate_raises_and_names_the_fix(small_ratings):
     model = MFRegressor(solver="sgd", learning_rate=50.0, max_iter=5)
     with pytest.raises(ValueError, match="diverged.*learning_rate"):
@@ -180,3 +194,29 @@ def test_cuda_minibatch_solvers_reach_the_cpu_quality(small_ratings, solver):
     rmse_gpu = np.sqrt(np.mean((gpu.predict(X) - y) ** 2))
     rmse_cpu = np.sqrt(np.mean((cpu.predict(X) - y) ** 2))
     assert abs(rmse_gpu - rmse_cpu) < 0.02 * rmse_cpu
+
+
+def test_svd_start_with_more_factors_than_the_matrix_rank():
+    # 3 users x 2 items: the SVD fills 2 of the 5 columns, the rest are random.
+    X = np.array([[0, 0], [0, 1], [1, 0], [2, 1]])
+    y = np.array([4.0, 2.0, 5.0, 3.0])
+    model = MFRegressor(n_components=5, max_iter=0, random_state=0).fit(X, y)
+    R = np.array([[4.0, 2.0], [5.0, 0.0], [0.0, 3.0]])
+    R[R > 0] -= y.mean()
+    U, S, Vt = np.linalg.svd(R)
+    # max_iter=0 keeps the start: its first 2 columns are the exact SVD.
+    P, Q = model.user_factors_[:, :2], model.item_factors_[:, :2]
+    np.testing.assert_allclose(P @ Q.T, (U[:, :2] * S) @ Vt, atol=1e-5)
+    assert np.all(model.user_factors_[:, 2:] != 0)
+    assert np.all(np.isfinite(MFRegressor(n_components=5).fit(X, y).predict(X)))
+
+
+def test_svd_start_leaves_rows_without_weight_at_zero(small_ratings):
+    X, y = small_ratings.X, small_ratings.y
+    w = np.ones(len(y))
+    w[X[:, 0] == X[0, 0]] = 0  # every rating of one user weighs 0
+    model = MFRegressor(max_iter=0, random_state=0).fit(X, y, sample_weight=w)
+    # Weight 0 is the same as absent: the user is not in the model at all.
+    assert X[0, 0] not in model.users_
+    other = MFRegressor(max_iter=0, random_state=0).fit(X[w > 0], y[w > 0])
+    np.testing.assert_allclose(model.item_factors_, other.item_factors_, rtol=1e-5)
