@@ -14,8 +14,10 @@ whatever bias is known.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -118,8 +120,43 @@ class SkmfAdapter(Adapter):
 
     def fit(self, users, items, ratings):
         X = np.column_stack([users, items])
-        self.estimator.fit(X, ratings)
+        with self._timed_iterations() as times:
+            self.estimator.fit(X, ratings)
         self.info["n_iter"] = int(self.estimator.n_iter_)
+        if times:
+            # One ALS sweep or SGD/Adam epoch alone (median), without the
+            # set-up and the start that fit_s / n_iter also spreads in.
+            self.info["iter_s"] = float(np.median(times))
+
+    @contextlib.contextmanager
+    def _timed_iterations(self):
+        """Time each call of the solver's step (CUDA synchronised)."""
+        import torch
+
+        from skmf import _estimator
+
+        times: list[float] = []
+        original = _estimator.run_fit_loop
+        cuda = torch.cuda.is_available()
+
+        def run_fit_loop(step, *args, **kwargs):
+            def timed_step(iteration):
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                out = step(iteration)
+                if cuda:
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+                return out
+
+            return original(timed_step, *args, **kwargs)
+
+        _estimator.run_fit_loop = run_fit_loop
+        try:
+            yield times
+        finally:
+            _estimator.run_fit_loop = original
 
     def predict(self, users, items):
         return self.estimator.predict(np.column_stack([users, items]))

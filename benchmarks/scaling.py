@@ -103,6 +103,7 @@ FIT_COLUMNS = [
     ("fit s", "fit_s", lambda v: fmt(v, 2)),
     ("iters", "n_iter", fmt),
     ("s/iter", "s_per_iter", lambda v: fmt(v, 3)),
+    ("one iter s", "iter_s", lambda v: fmt(v, 4)),
     ("s per M", "s_per_m", lambda v: fmt(v, 3)),
     ("s per M per iter", "s_per_m_iter", lambda v: fmt(v, 4)),
     ("predict s", "predict_s", lambda v: fmt(v, 3)),

@@ -143,6 +143,7 @@ TIMING_COLUMNS = [
     ("fit_s", "fit s", _num(2)),
     ("n_iter", "iterations", str),
     ("s_per_iter", "s / iteration", _num(3)),
+    ("iter_s", "one iteration alone, s", _num(4)),
     ("s_per_m", "fit s per M ratings", _num(3)),
     ("predict_s", "predict s", _num(3)),
     ("n_predictions", "predictions", _millions),
