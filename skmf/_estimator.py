@@ -581,6 +581,8 @@ or sparse matrix of shape (n_users, n_items)
             )  # fmt: skip
         finally:
             if progress is not None:
+                # Stopped before max_iter: end the bar at the iterations run.
+                progress.total = progress.n
                 progress.close()
             if hasattr(step, "close"):
                 step.close()

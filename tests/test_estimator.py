@@ -124,6 +124,10 @@ def test_verbose_shows_a_progress_bar(small_ratings, capsys):
     assert "MFRegressor[als]" in err and "loss=" in err
     MFRegressor(max_iter=2).fit(small_ratings.X, small_ratings.y)
     assert "MFRegressor[" not in capsys.readouterr().err
+    # An early stop ends the bar at the iterations run, not at max_iter.
+    model = MFRegressor(max_iter=100, verbose=1).fit(small_ratings.X, small_ratings.y)
+    n = model.n_iter_
+    assert n < 100 and f"{n}/{n}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
