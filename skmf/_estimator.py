@@ -167,9 +167,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         If > 0, show a progress bar with the loss at each iteration.
 
     warm_start : bool, default=False
-        If True, ``fit`` starts from the factors of the previous fit (users
-        and items not seen before are appended) instead of a new
-        initialization.
+        If True, ``fit`` starts from the factors and biases of the previous
+        fit instead of a new initialization: users and items not seen before
+        are appended, and those without ratings in the new data keep what
+        they had. ``n_components`` must stay the same.
 
     Attributes
     ----------
@@ -439,6 +440,13 @@ or sparse matrix of shape (n_users, n_items)
             if np.all(weights == 1.0):
                 weights = None
         warm = self.warm_start and hasattr(self, "user_factors_")
+        if warm and self.user_factors_.shape[1] != self.n_components:
+            raise ValueError(
+                f"warm_start=True continues from the factors of the previous fit, "
+                f"which has n_components={self.user_factors_.shape[1]}, but "
+                f"n_components={self.n_components} now. Set warm_start=False to "
+                "start anew, or keep n_components."
+            )
         if warm:
             user_ids = _extend_ids(self.users_, users)
             item_ids = _extend_ids(self.items_, items)
@@ -554,10 +562,12 @@ or sparse matrix of shape (n_users, n_items)
             P0, Q0, r = spectral_factors(*groups, mean, k, generator)
             F.P[:, :r], F.Q[:, :r] = P0, Q0
         del groups
-        # Rows without training ratings (held out, or zero weight) stay at 0.
+        # New rows without training ratings (held out by early stopping) start
+        # at 0; rows of a previous fit (warm start) keep their factors.
         wu, wi = train.row_weights()
-        F.P[wu == 0] = 0
-        F.Q[wi == 0] = 0
+        n_u0, n_i0 = (len(self.users_), len(self.items_)) if warm else (0, 0)
+        F.P[n_u0:][wu[n_u0:] == 0] = 0
+        F.Q[n_i0:][wi[n_i0:] == 0] = 0
         if self.solver != "als":
             lr = self.learning_rate
             if lr == "auto":
@@ -694,7 +704,8 @@ default=None
             Ratings to serve users from without retraining: (user, item,
             rating) triples (any form :meth:`fit` accepts for triples), or,
             when ``users`` is a single id, a dict ``{item: rating}`` of that
-            user's ratings. Every user named there gets factors and a bias
+            user's ratings (an empty dict is the same as None). Every user
+            named there gets factors and a bias
             folded in from these ratings alone (the exact ridge solution of
             the objective in the Notes of :class:`MFRegressor` with the items
             fixed, i.e. the ALS user update), replacing, for this call, any
@@ -765,6 +776,9 @@ default=None
         ub[known] = self.user_bias_[u[known]]
 
         # Candidates: their factors and offsets mu + b_i (0 and mu if unknown).
+        # Item codes are those of items_, then n_items + j for the j-th
+        # candidate unknown to the model (so that ratings can exclude it).
+        unknown_cands = None
         if items is None:
             cand_ids, cand_pos = self.items_, None
             V, vb = Q, (bi + dtype.type(self.intercept_)).astype(dtype)
@@ -778,14 +792,19 @@ default=None
             vb[has] += bi[codes[has]]
             cand_pos = np.full(len(self.items_), -1, dtype=np.int64)
             cand_pos[codes[has]] = np.flatnonzero(has)
+            unknown_cands = cand_ids[~has]
+            cand_pos = np.concatenate([cand_pos, np.flatnonzero(~has)])
+        if isinstance(ratings, dict) and not ratings:
+            ratings = None  # no ratings: the user is served as without them
 
         sources = [(self._seen_matrix(), u)] if exclude_seen else []
         device = resolve_device(self.device)
         with torch_threads(self.n_jobs):
             if ratings is not None:
                 P_new, b_new, rows, rated = self._fold_in_ratings(
-                    ratings, users if single else None, user_ids, device
-                )
+                    ratings, users if single else None, user_ids, device,
+                    unknown_cands,
+                )  # fmt: skip
                 has = rows >= 0
                 U[has], ub[has] = P_new[rows[has]], b_new[rows[has]]
                 if exclude_seen:
@@ -1070,11 +1089,13 @@ or sparse matrix of shape (n_users, n_items)
             counts = np.asarray(self._seen_matrix().sum(axis=1 - axis)).ravel()
         return counts.astype(np.float64)
 
-    def _fold_in_ratings(self, ratings, single_user, user_ids, device):
+    def _fold_in_ratings(self, ratings, single_user, user_ids, device, extra_items):
         """Fold in the users of ``ratings`` (the ``ratings`` of recommend).
 
         Returns their factors and biases, the row of each of ``user_ids`` among
-        them (-1: not in ``ratings``) and their rated pairs (boolean CSR).
+        them (-1: not in ``ratings``) and their rated pairs (boolean CSR) with
+        item codes those of ``items_``, then ``len(items_) + j`` for
+        ``extra_items[j]`` (items unknown to the model; None: no such codes).
         """
         if isinstance(ratings, dict):
             if single_user is None:
@@ -1103,7 +1124,13 @@ or sparse matrix of shape (n_users, n_items)
             alpha=self.alpha, alpha_bias=alpha_bias, scaling=self.alpha_scaling,
             device=device,
         )  # fmt: skip
-        rated = seen_matrix(rows[keep], cols[keep], (len(uniques), len(self.items_)))
+        n_items = len(self.items_)
+        if extra_items is not None and len(extra_items):
+            extra = encode_ids(data.items, extra_items)
+            cols = np.where(keep, cols, np.where(extra >= 0, n_items + extra, -1))
+            n_items += len(extra_items)
+        seen = cols >= 0
+        rated = seen_matrix(rows[seen], cols[seen], (len(uniques), n_items))
         return P_new, b_new, encode_ids(user_ids, uniques), rated
 
 
@@ -1114,9 +1141,27 @@ def _extend_ids(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if len(new) == 0:
         return known
     _, new_unique = factorize_ids(new)
-    if known.dtype == new_unique.dtype:
-        return np.concatenate([known, new_unique])
-    return np.concatenate([known.astype(object), new_unique.astype(object)])
+    common = _common_id_dtype(known, new_unique)
+    return np.concatenate([known.astype(common), new_unique.astype(common)])
+
+
+def _common_id_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    """A dtype that holds the ids of both arrays exactly (object if none)."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    kinds = {a.dtype.kind, b.dtype.kind}
+    if kinds <= set("iuf"):
+        common = np.result_type(a.dtype, b.dtype)
+        if common.kind in "iu":  # e.g. int32 + int64
+            return common
+        if common.kind == "f":  # integers among floats: exact below 2**53
+            ints = [x for x in (a, b) if x.dtype.kind in "iu" and len(x)]
+            if all(np.abs(x.astype(np.float64)).max() < 2**53 for x in ints):
+                if not ({a.dtype.kind, b.dtype.kind} <= set("iu")):
+                    return common
+    if kinds <= set("US"):
+        return np.result_type(a.dtype, b.dtype)
+    return np.dtype(object)
 
 
 def _tensor(array: np.ndarray, dtype, device) -> torch.Tensor:

@@ -424,20 +424,18 @@ def sgd_pass(
         _to_device(user_share, device, dtype) * wu,
         _to_device(item_share, device, dtype) * wi,
     )
-    fu = _to_device(np.asarray(frozen_users, np.int64), device)
-    fi = _to_device(np.asarray(frozen_items, np.int64), device)
-    kept = (F.P[fu].clone(), F.bu[fu].clone(), F.Q[fi].clone(), F.bi[fi].clone())
     step = SGDStep(
         F,
         data,
         penalty,
+        frozen_users=_to_device(np.asarray(frozen_users, np.int64), device),
+        frozen_items=_to_device(np.asarray(frozen_items, np.int64), device),
         learning_rate=learning_rate,
         batch_size=batch_size,
         fit_intercept=False,
         generator=torch.Generator().manual_seed(int(seed)),
     )
     step(0)
-    F.P[fu], F.bu[fu], F.Q[fi], F.bi[fi] = kept
 
     def out(t: torch.Tensor) -> np.ndarray:
         return t.to("cpu").numpy().astype(np_dtype, copy=False)

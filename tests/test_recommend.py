@@ -451,3 +451,71 @@ def test_cuda_recommend_matches_cpu(data, model):
     b = copy.deepcopy(gpu).partial_fit(new, [5.0, 1.0, 4.0])
     np.testing.assert_allclose(b.user_factors_, a.user_factors_, atol=1e-10)
     np.testing.assert_allclose(b.item_factors_, a.item_factors_, atol=1e-10)
+
+
+# ----------------------------------------------- regressions found in review
+_X1 = np.array([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2], [3, 0], [4, 1]])
+_Y1 = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 4.0, 3.0, 2.0])
+
+
+def test_partial_fit_keeps_folded_in_rows_fixed_within_the_epoch():
+    # Users 3 and 4 each rate the new item 50 once: their SGD steps depend only
+    # on their own state and on item 50's folded-in (frozen) row, so one batch
+    # of both ratings and two batches of one must give the same model.
+    base = MFRegressor(
+        n_components=2, random_state=0, dtype="float64", learning_rate=0.5
+    ).fit(_X1, _Y1)
+    fitted = []
+    for batch_size in (1, 2):
+        m = pickle.loads(pickle.dumps(base)).set_params(batch_size=batch_size)
+        fitted.append(m.partial_fit([[3, 50], [4, 50]], [5.0, 1.0]))
+    one, two = fitted
+    np.testing.assert_allclose(one.user_factors_, two.user_factors_, rtol=1e-12)
+    np.testing.assert_allclose(one.user_bias_, two.user_bias_, rtol=1e-12)
+    np.testing.assert_allclose(one.item_factors_, two.item_factors_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["als", "sgd"])
+def test_warm_start_keeps_rows_absent_from_the_new_data(solver):
+    m = MFRegressor(n_components=2, random_state=0, warm_start=True, solver=solver)
+    m.fit(_X1, _Y1)
+    P, bu = m.user_factors_[2].copy(), m.user_bias_[2]
+    m.fit(np.array([[0, 2], [1, 1], [5, 0]]), np.array([2.0, 3.0, 5.0]))
+    np.testing.assert_array_equal(m.user_factors_[2], P)  # user 2 is not in X
+    assert m.user_bias_[2] == bu
+
+
+def test_warm_start_with_another_n_components_is_a_clear_error():
+    m = MFRegressor(n_components=2, warm_start=True).fit(_X1, _Y1)
+    with pytest.raises(ValueError, match="warm_start=True.*n_components=2"):
+        m.set_params(n_components=3).fit(_X1, _Y1)
+
+
+@pytest.mark.parametrize(
+    "X, new, dtype",
+    [
+        (_X1.astype(np.int32), [[9, 0]], np.int64),  # int32, then a list
+        (_X1.astype(float), [[9, 0]], np.float64),  # float ids, then ints
+    ],
+)
+def test_new_ids_keep_a_numeric_id_dtype(X, new, dtype):
+    m = MFRegressor(n_components=2, random_state=0).fit(X, _Y1)
+    m.partial_fit(new, [4.0])
+    assert m.users_.dtype == dtype and m.users_[-1] == 9
+
+
+def test_recommend_excludes_rated_candidates_unknown_to_the_model():
+    m = MFRegressor(n_components=2, random_state=0).fit(_X1, _Y1)
+    ids, _ = m.recommend(1000, n=5, items=[77, 0, 2], ratings={77: 5.0, 2: 1.0})
+    np.testing.assert_array_equal(ids, [0])
+    ids, _ = m.recommend(
+        1000, n=5, items=[77, 0, 2], ratings={77: 5.0, 2: 1.0}, exclude_seen=False
+    )
+    assert set(ids) == {77, 0, 2}
+
+
+def test_recommend_with_empty_ratings_is_recommend_without():
+    m = MFRegressor(n_components=2, random_state=0).fit(_X1, _Y1)
+    a, b = m.recommend(1000, n=3, ratings={}), m.recommend(1000, n=3)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])

@@ -124,7 +124,34 @@ class _MinibatchStep:
 
 
 class SGDStep(_MinibatchStep):
-    """One epoch of minibatch SGD with per-rating steps (see module docstring)."""
+    """One epoch of minibatch SGD with per-rating steps (see module docstring).
+
+    ``frozen_users`` and ``frozen_items`` (index tensors) name rows whose
+    factors and biases take no step at all (``partial_fit`` keeps the rows it
+    folded in at their exact solution).
+    """
+
+    def __init__(
+        self,
+        F: Factors,
+        data: Ratings,
+        penalty: Penalty,
+        *,
+        frozen_users: torch.Tensor | None = None,
+        frozen_items: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        super().__init__(F, data, penalty, **kwargs)
+        self.free_users = self._free(frozen_users, data.n_users)
+        self.free_items = self._free(frozen_items, data.n_items)
+
+    def _free(self, frozen: torch.Tensor | None, n_rows: int):
+        """1 for rows that move, 0 for frozen ones (None: all move)."""
+        if frozen is None or frozen.numel() == 0:
+            return None
+        free = torch.ones(n_rows, dtype=self.F.P.dtype, device=self.F.P.device)
+        free[frozen] = 0
+        return free
 
     def _row_steps(self, rows, h_factors, h_bias, n_rows):
         """-eta / max(1, eta * H_row) for each rating of the batch, (B, 2).
@@ -143,6 +170,10 @@ class SGDStep(_MinibatchStep):
             g = self._gradients(idx, curvatures=True)
             step_u = self._row_steps(g.u, g.h_p, g.h_bu, d.n_users)
             step_i = self._row_steps(g.i, g.h_q, g.h_bi, d.n_items)
+            if self.free_users is not None:
+                step_u *= self.free_users[g.u, None]
+            if self.free_items is not None:
+                step_i *= self.free_items[g.i, None]
             F.P.index_add_(0, g.u, g.g_p.mul_(step_u[:, :1]))
             F.Q.index_add_(0, g.i, g.g_q.mul_(step_i[:, :1]))
             F.bu.index_add_(0, g.u, g.g_bu.mul_(step_u[:, 1]))
