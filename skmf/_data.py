@@ -65,6 +65,11 @@ def _check_ids(ids: np.ndarray, what: str) -> np.ndarray:
         raise ValueError(f"Complex data not supported in the {what} ids.")
     if ids.dtype.kind in "fc":
         _fail_non_finite(ids, f"X ({what} ids)")
+    elif ids.dtype.kind in "mM" and np.isnat(ids).any():
+        raise ValueError(
+            f"Input X contains NaT (a missing date or duration) in the {what} ids. "
+            "Every rating must name a user and an item; drop the incomplete rows."
+        )
     elif ids.dtype.kind == "O" and pd.isna(ids).any():
         raise ValueError(
             f"Input X contains NaN or None in the {what} ids. Every rating must "
@@ -173,8 +178,17 @@ def parse_ratings(
         if X.ndim != 2:
             raise ValueError(f"Expected a 2-D sparse rating matrix, got {X.ndim}-D.")
         coo = sp.coo_matrix(X)  # a new object: X itself is left alone
+        if X.format in ("bsr", "dia"):
+            # Whole blocks or diagonals are stored: the nonzeros are the ratings.
+            coo.eliminate_zeros()
         if coo.dtype.kind == "c":
             raise ValueError("Complex data not supported in the sparse matrix.")
+        if coo.nnz == 0:
+            raise ValueError(
+                f"Found a sparse matrix of shape {coo.shape} with no stored entries "
+                f"while a minimum of 1 is required by MFRegressor.{caller}: there "
+                "are no ratings to use."
+            )
         users = coo.row.astype(np.int64)
         items = coo.col.astype(np.int64)
         ratings = _to_ratings(coo.data, "The sparse matrix's stored ratings")
@@ -200,7 +214,8 @@ def parse_ratings(
                 f"minimum of 1 is required by MFRegressor.{caller}: there are no "
                 "ratings to use."
             )
-        for j, col in enumerate(columns):
+        # predict ignores a rating column: it is not checked there.
+        for j, col in enumerate(columns[: 3 if need_ratings else 2]):
             if col.dtype.kind == "c":
                 raise ValueError("Complex data not supported in X.")
             _fail_non_finite(col, f"X (column {j})")
@@ -224,6 +239,8 @@ def parse_ratings(
 
     if y is not None:
         y_arr = np.asarray(y)
+        if np.iscomplexobj(y_arr):
+            raise ValueError("Complex data not supported in y: ratings are real.")
         if y_arr.ndim == 0:
             raise ValueError(f"y must be a 1-D array of ratings, got the scalar {y!r}.")
         y_arr = column_or_1d(y_arr, warn=True)
@@ -242,8 +259,19 @@ def parse_ratings(
 
     weights = None
     if sample_weight is not None:
+        sw = np.asarray(sample_weight)
+        if sw.dtype.kind == "O":  # e.g. an object Series of numbers
+            try:
+                sw = sw.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        if np.iscomplexobj(sw) or sw.dtype.kind not in "biuf":
+            raise TypeError(
+                f"sample_weight must hold non-negative numbers, got an array of "
+                f"dtype {sw.dtype}. Convert the weights with np.asarray(w, float)."
+            )
         weights = _check_sample_weight(
-            sample_weight, users, dtype=np.float64, ensure_non_negative=True
+            sw, users, dtype=np.float64, ensure_non_negative=True
         )
     return RatingData(users, items, ratings, weights, n_columns, feature_names)
 

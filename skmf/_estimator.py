@@ -401,8 +401,9 @@ or sparse matrix of shape (n_users, n_items)
             (user, item) id pairs with the ratings in ``y``; (user, item,
             rating) triples; a DataFrame whose columns are user, item[,
             rating]; or a SciPy sparse rating matrix (any format) whose stored
-            entries are the ratings, rows users and columns items. Ids may be
-            of any hashable type.
+            entries are the ratings, rows users and columns items (BSR and DIA
+            matrices store whole blocks or diagonals: for them the nonzero
+            entries are the ratings). Ids may be of any hashable type.
 
         y : array-like of shape (n_ratings,), default=None
             Ratings of the (user, item) pairs. Must be None for triples and
@@ -456,6 +457,7 @@ or sparse matrix of shape (n_users, n_items)
             i_codes, item_ids = factorize_ids(items)
         rng = check_random_state(self.random_state)
         self._check_params(len(ratings))
+        self._check_values(ratings, weights, dtype)
 
         with torch_threads(self.n_jobs):
             self._fit_tensors(
@@ -479,6 +481,23 @@ or sparse matrix of shape (n_users, n_items)
         if self.tol != "auto":
             return float(self.tol)
         return 1e-2 if self.solver == "als" and not self.early_stopping else 1e-3
+
+    def _check_values(self, ratings, weights, dtype):
+        """Ratings and weights must fit the computation's dtype."""
+        if dtype != torch.float32:
+            return
+        big = 1e18  # squares and products of these stay finite in float32
+        if np.abs(ratings).max() > big or (weights is not None and weights.max() > big):
+            raise ValueError(
+                f"Ratings or sample weights above {big:g} in absolute value "
+                "overflow the float32 computation. Use dtype='float64', or rescale "
+                "the ratings and weights."
+            )
+        if weights is not None and weights[weights > 0].min() < 1e-30:
+            raise ValueError(
+                "Sample weights below 1e-30 underflow the float32 computation. "
+                "Use dtype='float64', or rescale the weights."
+            )
 
     def _check_params(self, n_ratings):
         if self.early_stopping and n_ratings < 2:
@@ -998,6 +1017,10 @@ or sparse matrix of shape (n_users, n_items)
             ratings, weights = ratings[keep], weights[keep]
             if np.all(weights == 1.0):
                 weights = None
+        fitted = self.user_factors_.dtype
+        self._check_values(
+            ratings, weights, torch.float32 if fitted == np.float32 else torch.float64
+        )
         self._partial_fit_ratings(users, items, ratings, weights)
         return self
 

@@ -22,6 +22,7 @@ from skmf.datasets import (
     get_data_home,
     load_movielens,
     load_movielens_split,
+    make_ratings,
 )
 
 ML100K_COUNTS = {1.0: 6_110, 2.0: 11_370, 3.0: 27_145, 4.0: 34_174, 5.0: 21_201}
@@ -407,3 +408,17 @@ def test_corrupt_archive(tmp_path):
     (tmp_path / "ml-100k.zip").write_bytes(b"not a zip")
     with pytest.raises(OSError, match="not a readable zip archive"):
         load_movielens(data_home=tmp_path, download_if_missing=False)
+
+
+def test_make_ratings_rejects_a_rating_scale_that_is_not_a_pair():
+    with pytest.raises(ValueError, match="rating_scale must be a pair"):
+        make_ratings(rating_scale=(1, 3, 5))
+
+
+def test_make_ratings_sizes_do_not_overflow_in_numpy_ints():
+    # np.int32(50_000) ** 2 overflows int32; the check must use Python ints.
+    data = make_ratings(
+        n_users=np.int32(50_000), n_items=np.int32(50_000), n_ratings=100,
+        random_state=0,
+    )  # fmt: skip
+    assert len(data.y) == 100

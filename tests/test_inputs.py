@@ -230,3 +230,70 @@ def test_factorize_ids_matches_pandas_sorted_factorize(ids):
     np.testing.assert_array_equal(codes, ref_codes)
     np.testing.assert_array_equal(uniques, ref_uniques)
     assert uniques.dtype == ids.dtype
+
+
+# ----------------------------------------------- regressions found in review
+def test_a_sparse_matrix_without_entries_is_a_clear_error():
+    for caller in ("fit", "predict"):
+        model = MFRegressor(max_iter=1)
+        if caller == "predict":
+            model.fit([[0, 0], [1, 1]], [1.0, 2.0])
+        with pytest.raises(ValueError, match="no stored entries"):
+            getattr(model, caller)(sp.csr_matrix((3, 3)))
+
+
+def test_bsr_and_dia_matrices_give_the_model_of_their_nonzeros():
+    A = sp.csr_matrix(
+        [[5.0, 0, 0, 3], [0, 4, 0, 0], [0, 0, 2, 0], [1, 0, 0, 5], [0, 2, 0, 4]]
+    )
+    ref = MFRegressor(n_components=2, random_state=0, max_iter=5).fit(A)
+    for other in (A.tobsr(blocksize=(1, 2)), sp.dia_matrix(A)):
+        m = MFRegressor(n_components=2, random_state=0, max_iter=5).fit(other)
+        np.testing.assert_allclose(m.user_factors_, ref.user_factors_, rtol=1e-5)
+        assert m.intercept_ == pytest.approx(ref.intercept_)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.to_datetime(["2020-01-01", None, "2020-01-02"]),
+        np.array([1, "NaT", 3], dtype="timedelta64[D]"),
+    ],
+)
+def test_missing_dates_in_ids_are_a_clear_error(ids):
+    X = pd.DataFrame({"user": ids, "item": [1, 2, 1]})
+    with pytest.raises(ValueError, match="NaT"):
+        MFRegressor(max_iter=1).fit(X, [5.0, 1.0, 4.0])
+
+
+def test_predict_ignores_the_rating_column_even_when_missing():
+    model = MFRegressor(max_iter=2, random_state=0).fit([[0, 0], [1, 1]], [1.0, 2.0])
+    triples = pd.DataFrame({"user": [0, 1], "item": [1, 0], "rating": [np.nan, 3.0]})
+    np.testing.assert_array_equal(
+        model.predict(triples), model.predict([[0, 1], [1, 0]])
+    )
+
+
+def test_complex_y_and_text_weights_name_the_argument():
+    X = [[0, 0], [1, 1], [2, 0]]
+    with pytest.raises(ValueError, match="Complex data not supported in y"):
+        MFRegressor().fit(X, np.array([5, 3, 4], dtype=complex))
+    with pytest.raises(TypeError, match="sample_weight must hold"):
+        MFRegressor().fit(X, [5.0, 3.0, 4.0], sample_weight=["a", "b", "c"])
+    # An object array of numbers is still accepted.
+    MFRegressor(max_iter=1).fit(
+        X, [5.0, 3.0, 4.0], sample_weight=np.array([1, 2, 1], dtype=object)
+    )
+
+
+@pytest.mark.parametrize(
+    "y_scale, w",
+    [(1e39, None), (1.0, np.array([1e39, 1.0, 1.0])), (1.0, np.array([1e-46] * 3))],
+)
+def test_values_out_of_the_float32_range_are_a_clear_error(y_scale, w):
+    X, y = [[0, 0], [1, 1], [2, 0]], np.array([5.0, 3.0, 4.0]) * y_scale
+    with pytest.raises(ValueError, match="float32.*dtype='float64'"):
+        MFRegressor().fit(X, y, sample_weight=w)
+    # float64 handles the tiny weights (the huge values are the user's call).
+    if y_scale == 1.0 and w.max() < 1:
+        MFRegressor(dtype="float64", max_iter=2).fit(X, y, sample_weight=w)

@@ -81,13 +81,20 @@ def make_ratings(
     >>> data.frame.columns.tolist()
     ['user', 'item', 'rating']
     """
-    if n_ratings > n_users * n_items:
+    n_users, n_items, n_ratings = int(n_users), int(n_items), int(n_ratings)
+    if n_ratings > n_users * n_items:  # Python ints: no overflow
         raise ValueError(
             f"n_ratings={n_ratings} is more than the n_users * n_items = "
             f"{n_users * n_items} possible (user, item) pairs."
         )
     if rating_scale is not None:
-        lo, hi = (float(v) for v in rating_scale)
+        try:
+            lo, hi = (float(v) for v in rating_scale)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "rating_scale must be a pair (low, high) of numbers, or None; got "
+                f"{rating_scale!r}."
+            ) from None
         if not lo < hi:
             raise ValueError(
                 f"rating_scale must be (low, high) with low < high; got {rating_scale}."
