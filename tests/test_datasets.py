@@ -325,6 +325,11 @@ def test_download_failure_message(monkeypatch, tmp_path):
     assert str(tmp_path / "ml-100k") in message and "SKMF_DATA" in message
     assert "no network" in message
     assert list(tmp_path.iterdir()) == []  # no partial file left
+    # A data home that did not exist is not left behind, empty.
+    home = tmp_path / "new-home"
+    with pytest.raises(OSError):
+        load_movielens("100k", data_home=home)
+    assert not home.exists()
 
 
 @pytest.mark.parametrize(
@@ -366,7 +371,7 @@ def test_checksum_mismatch(monkeypatch, tmp_path):
     monkeypatch.setattr(_movielens, "_download", download)
     with pytest.raises(OSError, match=r"MD5 checksum .* expected 0e33842e"):
         load_movielens("100k", data_home=tmp_path / "home")
-    assert list((tmp_path / "home").iterdir()) == []  # nothing saved
+    assert not (tmp_path / "home").exists()  # nothing saved, no folder left
 
 
 def test_download_verifies_and_saves(monkeypatch, tmp_path):

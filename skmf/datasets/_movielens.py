@@ -6,6 +6,7 @@ and downloaded only when neither is there (and ``download_if_missing=True``).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -284,6 +285,7 @@ def _fetch_archive(spec: _Variant, data_home: Path) -> Path:
     """
     url = BASE_URL + spec.archive
     target = data_home / spec.archive
+    created = not data_home.exists()
     data_home.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         prefix=f".{spec.archive}.", suffix=".part", dir=data_home
@@ -303,8 +305,12 @@ def _fetch_archive(spec: _Variant, data_home: Path) -> Path:
                     f"download it yourself and put it at {target}."
                 )
         os.replace(tmp, target)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        if created:  # a failed download leaves no new folder behind
+            with contextlib.suppress(OSError):
+                data_home.rmdir()
+        raise
     return target
 
 
