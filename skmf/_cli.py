@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 import warnings
@@ -211,16 +212,45 @@ def _read_double_colon(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="::", header=None, engine="python", encoding="latin-1")
 
 
+def _parse_sep(sep: str) -> str:
+    """The field separator given with --sep, its backslash escapes decoded.
+
+    ``--sep '\\t'`` typed on the shell is a backslash and a ``t``: escapes are
+    decoded as in a Python string, other characters (``'§'``, a real tab) are
+    kept as they are.
+    """
+    try:
+        # backslashreplace keeps non-Latin-1 characters through the round trip;
+        # latin-1 keeps the others (unicode_escape decodes bytes as latin-1).
+        value = sep.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise CLIError(
+            f"--sep '{sep}' is not a valid separator ({exc.reason}); give one "
+            r"character such as ';' or '\t', with '\\' for a backslash",
+            status=2,
+        ) from None
+    if not value:
+        raise CLIError(
+            r"--sep must not be empty; give one character such as ';' or '\t'",
+            status=2,
+        )
+    return value
+
+
 def _read_table(path_arg: str, sep: str | None, no_header: bool):
-    """Read a rating file; returns the frame and whether it has named columns."""
+    """Read a rating file; returns the frame and whether it has named columns.
+
+    A text file that splits into a single column is refused with a hint at
+    --sep: it was read with the wrong separator.
+    """
+    if sep is not None:
+        sep = _parse_sep(sep)
     path = Path(path_arg)
     if not path.exists():
         raise CLIError(f"rating file not found: {path}")
     if path.is_dir():
         raise CLIError(f"{path} is a folder, not a rating file")
     kind, _ = _format_kind(path)
-    if sep is not None:
-        sep = sep.encode().decode("unicode_escape")  # "\t" typed on the shell
     try:
         if kind == ".parquet" and sep is None:
             try:
@@ -232,8 +262,8 @@ def _read_table(path_arg: str, sep: str | None, no_header: bool):
                 ) from None
         if sep is None:
             if kind == ".dat":
-                return _read_double_colon(path), False
-            if kind == ".csv":
+                sep = "::"
+            elif kind == ".csv":
                 sep = ","
             elif kind in (".tsv", ".tab"):
                 sep = "\t"
@@ -244,14 +274,32 @@ def _read_table(path_arg: str, sep: str | None, no_header: bool):
                     r"--sep (e.g. --sep '\t' --no-header for MovieLens u.data)"
                 )
         if sep == "::":
-            return _read_double_colon(path), False
-        header = None if no_header else "infer"
-        return pd.read_csv(path, sep=sep, header=header), not no_header
+            frame, named = _read_double_colon(path), False
+        else:
+            header = None if no_header else "infer"
+            # The C engine takes one-byte separators only: choose the Python
+            # engine here rather than have pandas warn that it falls back to it.
+            engine = "c" if len(sep.encode()) == 1 else "python"
+            frame = pd.read_csv(path, sep=sep, header=header, engine=engine)
+            named = not no_header
     except CLIError:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         # pandas' ParserError and EmptyDataError are ValueErrors.
         raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
+    except re.error as exc:  # a separator of several characters is a regex
+        raise CLIError(
+            f"--sep {sep!r} is not a valid regular expression (separators of "
+            f"several characters are): {_one_line(exc)}",
+            status=2,
+        ) from None
+    if frame.shape[1] == 1:
+        raise CLIError(
+            f"{path} has a single column when split on {sep!r}; if its fields "
+            "are separated otherwise, give the separator with --sep (e.g. "
+            r"--sep ';' or --sep '\t')"
+        )
+    return frame, named
 
 
 def _resolve_column(frame, spec, default, position, named, option, path) -> object:
@@ -303,7 +351,9 @@ def _load_ratings(args) -> pd.DataFrame:
         raise CLIError(f"{args.ratings} holds no ratings")
     if not pd.api.types.is_numeric_dtype(ratings["rating"]):
         values = pd.to_numeric(ratings["rating"], errors="coerce")
-        bad = ratings["rating"][values.isna()].iloc[:1].tolist()
+        # Quote a value that is there but not a number, not a missing one.
+        bad_mask = values.isna() & ratings["rating"].notna()
+        bad = ratings["rating"][bad_mask].iloc[:1].tolist()
         if bad:
             raise CLIError(
                 f"the rating column {cols[2]!r} of {args.ratings} holds values "
@@ -368,7 +418,12 @@ def _demo(args, out) -> int:
         data = make_ratings(
             n_users=n_users, n_items=n_items, n_ratings=n, random_state=0
         ).frame
-        test_mask = np.random.RandomState(0).rand(n) < 0.2
+        draws = np.random.RandomState(0).rand(n)
+        test_mask = draws < 0.2
+        # At least one test and one training rating, even for a small n (the
+        # split is unchanged when both sides already have some).
+        test_mask[np.argmin(draws)] = True
+        test_mask[np.argmax(draws)] = False
         train, test = data[~test_mask], data[test_mask]
         source = (
             f"synthetic ratings from make_ratings ({n_users:,} users, "
@@ -393,6 +448,12 @@ def _fit(args, out) -> int:
     import joblib
 
     output = Path(args.output)
+    if output.is_dir():
+        raise CLIError(
+            f"-o/--output {output} is a folder; give the name of the model file "
+            f"to write (e.g. {output / 'model.skmf'})",
+            status=2,
+        )
     if not output.parent.is_dir():
         raise CLIError(f"cannot write {output}: folder {output.parent} not found")
     ratings = _load_ratings(args)
@@ -457,23 +518,45 @@ def _evaluate(args, out) -> int:
 
 
 def _parse_user(text: str, known: np.ndarray):
-    """The user id typed on the command line, in the type of the model's ids."""
+    """The user id typed on the command line, as the model's ids hold it.
+
+    Returns the id and whether the model knows it. Integer and float ids parse
+    the text as a number. Other ids (object or string arrays, e.g. from an
+    object column) take the text itself when the model knows it, else its
+    int or float value when that equals an id of the model (``"1"`` is the
+    id ``1``); else the text.
+    """
+    from skmf._data import encode_ids
+
+    def index_of(value) -> int:
+        return int(encode_ids(np.array([value], dtype=object), known)[0])
+
     if known.dtype.kind in "iu":
         try:
-            return int(text)
+            user = int(text)
         except ValueError:
             raise CLIError(
                 f"--user must be an integer id for this model; got {text!r}",
                 status=2,
             ) from None
+        return user, index_of(user) >= 0
     if known.dtype.kind == "f":
         try:
-            return float(text)
+            user = float(text)
         except ValueError:
             raise CLIError(
                 f"--user must be a number for this model; got {text!r}", status=2
             ) from None
-    return text
+        return user, index_of(user) >= 0
+    for parse in (str, int, float):
+        try:
+            value = parse(text)
+        except ValueError:
+            continue
+        k = index_of(value)
+        if k >= 0:
+            return known[k], True
+    return text, False
 
 
 def _recommend(args, out) -> int:
@@ -500,7 +583,13 @@ def _recommend(args, out) -> int:
         raise CLIError(f"{path} does not hold a fitted MFRegressor")
     if args.n < 1:
         raise CLIError(f"-n must be at least 1; got {args.n}", status=2)
-    user = _parse_user(args.user, model.users_)
+    user, is_known = _parse_user(args.user, model.users_)
+    if not is_known:
+        print(
+            f"{PROG}: note: user {args.user!r} is not in the model; showing the "
+            "items of highest mu + b_i",
+            file=sys.stderr,
+        )
     result = model.recommend([user], n=args.n)
     if isinstance(result, pd.DataFrame):
         print(result.to_string(index=False), file=out)

@@ -110,6 +110,18 @@ def test_demo_movielens(capsys):
     assert rmse < 0.96 and abs(baseline - 1.1537) < 1e-3
 
 
+@pytest.mark.parametrize("n", [10, 14])
+def test_demo_tiny_synthetic_has_a_test_split(capsys, n):
+    # The random 20 % split of 10 to 14 ratings used to leave the test empty.
+    assert main(["demo", "--synthetic", "--n-ratings", str(n)]) == 0
+    out = capsys.readouterr().out
+    n_train, n_test = map(
+        int, re.search(r"(\d+) training and (\d+) test ratings", out).groups()
+    )
+    assert n_train >= 1 and n_test >= 1 and n_train + n_test == n
+    assert "Test RMSE" in out
+
+
 def test_python_m_skmf_demo(tmp_path):
     env = {**os.environ, "SKMF_DATA": str(tmp_path), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -190,6 +202,67 @@ def test_movielens_dat_and_positions(capsys, tmp_path, frame):
     assert main(argv) == 0
     model = joblib.load(tmp_path / "b")
     assert model.rating_range_ == (frame["rating"].min(), frame["rating"].max())
+
+
+def test_sep_non_ascii_and_escapes(capsys, tmp_path, frame):
+    path = tmp_path / "ratings.txt"
+    frame.to_csv(path, sep="§", index=False)
+    for sep in ["§", r"\u00a7", r"\xa7"]:
+        argv = ["fit", str(path), "--sep", sep, *FAST, "-o", str(tmp_path / "m")]
+        assert main(argv) == 0, sep
+        assert "on 600 ratings" in capsys.readouterr().out
+    tsv = tmp_path / "ratings.data"
+    frame.to_csv(tsv, sep="\t", index=False)
+    for sep in [r"\t", "\t"]:  # typed as backslash-t, or a real tab
+        argv = ["fit", str(tsv), "--sep", sep, *FAST, "-o", str(tmp_path / "m")]
+        assert main(argv) == 0, sep
+        assert "on 600 ratings" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sep", [r"\x", "", "\\"])
+def test_bad_sep_is_one_line_naming_sep(capsys, tmp_path, csv_path, sep):
+    status = main(["evaluate", str(csv_path), "--sep", sep])
+    line = one_line_error(capsys, status)
+    assert status == 2
+    assert "--sep" in line
+    assert "codec" not in line and "Py_UCS4" not in line
+
+
+@pytest.mark.parametrize("sep, name", [("\t", "ratings.csv"), (";", "ratings.csv")])
+def test_wrong_separator_suggests_sep(capsys, tmp_path, frame, sep, name):
+    path = tmp_path / name
+    frame.to_csv(path, sep=sep, index=False)
+    line = one_line_error(capsys, main(["evaluate", str(path)]))
+    assert "single column" in line and "','" in line and "--sep" in line
+    assert "--user-col" not in line
+    # Also with an explicit, wrong --sep.
+    line = one_line_error(capsys, main(["evaluate", str(path), "--sep", "|"]))
+    assert "'|'" in line and "--sep" in line
+
+
+def test_rating_error_quotes_a_non_numeric_value(capsys, tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("user,item,rating\n1,1,5\n2,2,\n3,3,abc\n")
+    line = one_line_error(capsys, main(["fit", str(path), "-o", str(tmp_path / "m")]))
+    assert "'abc'" in line
+    assert "nan" not in line
+
+
+def test_fit_output_folder_rejected_before_reading(capsys, monkeypatch, tmp_path):
+    import skmf._cli
+
+    def load(args):
+        pytest.fail("the ratings were read before checking --output")
+
+    monkeypatch.setattr(skmf._cli, "_load_ratings", load)
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("user,item,rating\n1,1,5\n")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for option in ["-o", "--output"]:
+        status = main(["fit", str(csv), option, str(folder)])
+        line = one_line_error(capsys, status)
+        assert "-o/--output" in line and "folder" in line and str(folder) in line
 
 
 # ------------------------------------------------------------------ errors
@@ -315,3 +388,40 @@ def test_recommend_real_method(capsys, model_path):
     capsys.readouterr()
     assert main(["recommend", str(model_path), "--user", "0", "-n", "3"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.skipif(
+    not hasattr(MFRegressor, "recommend"), reason="MFRegressor has no recommend yet"
+)
+def test_recommend_object_user_ids(capsys, tmp_path, frame):
+    # users_ of object dtype: ints mixed with a string id.
+    data = frame.astype({"user": object})
+    data.loc[data["user"] == 0, "user"] = "alice"
+    model = MFRegressor(n_components=4, max_iter=3, random_state=0).fit(data)
+    assert model.users_.dtype == object and 1 in list(model.users_)
+    path = tmp_path / "model.skmf"
+    joblib.dump(model, path)
+
+    def served(user, text):
+        capsys.readouterr()
+        assert main(["recommend", str(path), "--user", text, "-n", "5"]) == 0
+        out, err = capsys.readouterr()
+        items = [line.split()[1] for line in out.splitlines()[2:]]
+        expected = [str(i) for i in np.ravel(model.recommend([user], n=5)[0])]
+        assert items == expected, text
+        return err
+
+    for user, text in [(1, "1"), (1, "1.0"), (7, "7"), ("alice", "alice")]:
+        assert served(user, text) == "", text
+    err = served("bob", "bob")
+    assert err.count("\n") == 1
+    assert "note: user 'bob' is not in the model" in err
+    assert "mu + b_i" in err
+    # An unknown id of an integer model is noted as well.
+    int_model = tmp_path / "int.skmf"
+    joblib.dump(MFRegressor(n_components=4, max_iter=3).fit(frame), int_model)
+    capsys.readouterr()
+    assert main(["recommend", str(int_model), "--user", "999", "-n", "2"]) == 0
+    assert "user '999' is not in the model" in capsys.readouterr().err
+    assert main(["recommend", str(int_model), "--user", "3", "-n", "2"]) == 0
+    assert capsys.readouterr().err == ""
