@@ -322,3 +322,25 @@ def test_als_singular_system_gets_the_least_norm_solution():
         x = np.linalg.lstsq(Z, r[m] - mu - bi[i[m]], rcond=None)[0]
         np.testing.assert_allclose(P[user].numpy(), x[:k], atol=1e-8)
         np.testing.assert_allclose(float(bu[user]), x[k], atol=1e-8)
+
+
+@pytest.mark.parametrize("min_ratings", [1, 50, 10**9])
+def test_merged_length_buckets_cover_every_rated_row_once(min_ratings):
+    from skmf._solvers._als import _length_grid, _merge_buckets
+
+    rng = np.random.RandomState(0)
+    counts = torch.as_tensor(rng.zipf(1.5, size=300).clip(max=500))
+    counts[::7] = 0  # rows without ratings are left out
+    grid = torch.tensor(_length_grid(int(counts.max())))
+    bucket = torch.bucketize(counts, grid)
+    groups = _merge_buckets(bucket, counts, grid, min_ratings)
+    rows = torch.cat([r for r, _ in groups])
+    np.testing.assert_array_equal(
+        np.sort(rows.numpy()), np.flatnonzero(counts.numpy() > 0)
+    )
+    for r, length in groups:
+        assert torch.all(counts[r] <= length)  # each row fits its padding
+    if min_ratings == 1:  # no merging: one group per distinct bucket
+        assert len(groups) == len(torch.unique(bucket[counts > 0]))
+    if min_ratings == 10**9:  # everything merged into one group
+        assert len(groups) == 1
