@@ -1058,8 +1058,8 @@ or sparse matrix of shape (n_users, n_items)
                     n_i - n_i0, P, bu, mu, **common,
                 )  # fmt: skip
             # Ratings so far per row, and each rating's share of the penalty.
-            user_n = _pad(self._rating_counts("_user_n", 0), n_u)
-            item_n = _pad(self._rating_counts("_item_n", 1), n_i)
+            user_n = _pad(self._user_n.astype(np.float64), n_u)
+            item_n = _pad(self._item_n.astype(np.float64), n_i)
             user_n += np.bincount(u, weights=w, minlength=n_u)
             item_n += np.bincount(i, weights=w, minlength=n_i)
             lr = self.learning_rate
@@ -1091,26 +1091,15 @@ or sparse matrix of shape (n_users, n_items)
 
     # ------------------------------------------------------ private helpers
     def _seen_matrix(self):
-        """The (user, item) pairs rated in training, as a boolean CSR matrix."""
-        seen = getattr(self, "_seen", None)
-        codes = getattr(self, "_seen_codes", None)
-        if seen is None and codes is not None:
-            seen = seen_matrix(*codes, (len(self.users_), len(self.items_)))
-            self._seen, self._seen_codes = seen, None
-        if seen is None:
-            raise ValueError(
-                "This model has no record of the rated (user, item) pairs (it was "
-                "fitted by an older version of skmf). Fit it again, or pass "
-                "exclude_seen=False to recommend."
-            )
-        return seen
+        """The (user, item) pairs rated in training, as a boolean CSR matrix.
 
-    def _rating_counts(self, name, axis):
-        """Weighted number of training ratings per user (axis 0) or item (1)."""
-        counts = getattr(self, name, None)
-        if counts is None:  # older model: count the stored pairs
-            counts = np.asarray(self._seen_matrix().sum(axis=1 - axis)).ravel()
-        return counts.astype(np.float64)
+        ``fit`` keeps them as codes; the matrix is built on first use.
+        """
+        if self._seen is None:
+            shape = (len(self.users_), len(self.items_))
+            self._seen = seen_matrix(*self._seen_codes, shape)
+            self._seen_codes = None
+        return self._seen
 
     def _fold_in_ratings(self, ratings, single_user, user_ids, device, extra_items):
         """Fold in the users of ``ratings`` (the ``ratings`` of recommend).
