@@ -264,9 +264,9 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     \ell_{ui}` for every rating of the batch at once (the per-rating step of
     Funk-SVD), each row's step capped at :math:`\eta / \max(1, \eta H)`,
     where :math:`H` is the row's curvature in the batch (for :math:`p_u`,
-    :math:`\sum 2 w_{ui} (\|q_i\|^2 + \lambda s_u)`; for :math:`b_u`,
-    :math:`\sum 2 w_{ui} (1 + \lambda_b s_u)`), so that no summed step
-    overshoots the row's minimizer however large the batch; :math:`\mu` takes
+    :math:`\sum (2 w_{ui} \|q_i\|^2 + 2 \lambda s_u)`; for :math:`b_u`,
+    :math:`\sum (2 w_{ui} + 2 \lambda_b s_u)`), so that no row's summed step
+    overshoots its own minimizer however large the batch; :math:`\mu` takes
     the mean of its steps.
     Adam (Kingma and Ba, 2015) minimizes the minibatch mean of
     :math:`\ell_{ui}`.

@@ -344,3 +344,22 @@ def test_merged_length_buckets_cover_every_rated_row_once(min_ratings):
         assert len(groups) == len(torch.unique(bucket[counts > 0]))
     if min_ratings == 10**9:  # everything merged into one group
         assert len(groups) == 1
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e7])
+def test_als_is_invariant_to_the_units_of_the_ratings(small_ratings, scale):
+    """Ratings x s with alpha x s is the same problem (factors x sqrt(s),
+    biases x s): float32 must not take well-posed systems for singular ones."""
+    X, y = small_ratings.X, small_ratings.y
+    params = {"n_components": 8, "max_iter": 5, "tol": 0, "random_state": 0}
+    ref = MFRegressor(alpha=1.2, alpha_bias=1.2, **params)  # float32, scale 1
+    with pytest.warns(Warning):  # max_iter reached
+        ref.fit(X, y)
+    model = MFRegressor(alpha=1.2 * scale, alpha_bias=1.2, **params)
+    with pytest.warns(Warning):  # max_iter reached
+        model.fit(X, y * scale)
+    np.testing.assert_allclose(
+        np.array(model.loss_curve_) / scale**2, ref.loss_curve_, rtol=1e-5
+    )
+    # Factors are defined up to a rotation: compare the predictions.
+    np.testing.assert_allclose(model.predict(X) / scale, ref.predict(X), atol=1e-4)

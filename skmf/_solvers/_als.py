@@ -213,11 +213,12 @@ def _solve_rows(
         x = torch.cholesky_solve(rhs, chol)
         # Numerically singular systems (alpha = 0 with fewer ratings than
         # factors, or collinear factors) can pass the factorisation with tiny
-        # pivots and give huge solutions: the pivots bound the condition
-        # number (cond >= (max / min pivot)^2), so take the least-norm
-        # solution where it exceeds 1 / (n eps).
-        pivots = chol.diagonal(dim1=1, dim2=2)
-        bad = (info > 0) | ~(pivots.amin(1) > singular * pivots.amax(1))
+        # pivots and give huge solutions. The pivots of the system scaled to a
+        # unit diagonal, L_jj / sqrt(A_jj), bound its condition number
+        # (cond >= 1 / min^2) whatever the units of the ratings: take the
+        # least-norm solution where that exceeds 1 / (n eps).
+        scaled = chol.diagonal(dim1=1, dim2=2) / system.diagonal(dim1=1, dim2=2).sqrt()
+        bad = (info > 0) | ~(scaled.amin(1) > singular)
         if bool(bad.any()):
             x[bad] = torch.linalg.pinv(system[bad], hermitian=True) @ rhs[bad]
         x = x.squeeze(-1)

@@ -230,9 +230,13 @@ def run_fit_loop(
                 if solver_name in ("sgd", "adam")
                 else "Raise 'alpha', or use dtype='float64'."
             )
+            if start is None:
+                what = f"the objective is {loss} from the first iteration on"
+            else:
+                what = f"the objective went from {start:.4g} to {loss:.4g}"
             raise ValueError(
-                f"The {solver_name!r} solver diverged at iteration {n_iter}: the "
-                f"objective went from {start} to {loss:.4g}. {hint}"
+                f"The {solver_name!r} solver diverged at iteration {n_iter}: "
+                f"{what}. {hint}"
             )
         losses.append(loss)
         if validation is not None:

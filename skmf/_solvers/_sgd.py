@@ -14,12 +14,15 @@ epoch. Each epoch visits the ratings in a random order, in minibatches.
   ``theta -= eta * grad l_ui`` (the per-rating step of Funk-SVD, Surprise and
   LIBMF), applied to all ratings of the batch at once with ``index_add_``.
   Each row's summed step is capped at one Newton step of that row's block:
-  with H the row's curvature in the batch (the sum over its ratings of the
-  diagonal second derivatives, 2 w (|q_i|^2 + alpha s_u) for p_u,
-  2 w (1 + alpha_bias s_u) for b_u, and likewise for items), the row steps
+  with H the row's curvature in the batch (the sum over its ratings of
+  2 w |q_i|^2 + 2 alpha s_u for p_u, of 2 w + 2 alpha_bias s_u for b_u, and
+  likewise for items; s_u already holds the weight w), the row steps
   ``eta / max(1, eta * H)``. H bounds the largest eigenvalue of the row's
-  Hessian, so the step never overshoots the row's minimiser, however large
-  the batch or the factors; with ``eta * H <= 1`` it is plain per-rating SGD.
+  Hessian, so the step does not overshoot the row's own minimiser (the other
+  rows held fixed), however large the batch or the factors; with
+  ``eta * H <= 1`` it is plain per-rating SGD. All rows move at once, so this
+  is a safeguard, not a guarantee: a learning rate far too large still
+  diverges, and the divergence is reported.
   The intercept takes the mean of its per-rating steps.
 * ``adam``: torch's Adam on the minibatch mean of l_ui (the textbook
   recipe), with dense moment estimates for all parameters.
