@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.validation import _check_sample_weight, column_or_1d
 
-__all__ = ["RatingData", "encode_ids", "factorize_ids", "parse_ratings"]
+__all__ = ["RatingData", "encode_ids", "extend_ids", "factorize_ids", "parse_ratings"]
 
 
 @dataclass(frozen=True)
@@ -317,3 +317,35 @@ def encode_ids(ids: np.ndarray, uniques: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError):  # incomparable dtypes: match value by value
         codes = index.get_indexer(pd.Index(ids, dtype=object))
     return np.asarray(codes, dtype=np.int64)
+
+
+def extend_ids(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``known`` followed by the ids of ``ids`` not in it (sorted if possible)."""
+    codes = encode_ids(ids, known)
+    new = ids[codes < 0]
+    if len(new) == 0:
+        return known
+    _, new_unique = factorize_ids(new)
+    common = _common_id_dtype(known, new_unique)
+    return np.concatenate([known.astype(common), new_unique.astype(common)])
+
+
+def _common_id_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    """A dtype that holds the ids of both arrays exactly (object if none)."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    kinds = {a.dtype.kind, b.dtype.kind}
+    if kinds <= set("US"):
+        return np.result_type(a.dtype, b.dtype)
+    if kinds <= set("iuf"):
+        common = np.result_type(a.dtype, b.dtype)
+        if common.kind in "iu":  # e.g. int32 + int64
+            return common
+        # A float result holds integer ids exactly below 2**53, when one side
+        # is float (int64 + uint64 also gives float64, but not exactly).
+        ints = [x for x in (a, b) if x.dtype.kind in "iu"]
+        if len(ints) < 2 and all(
+            np.abs(x.astype(np.float64)).max(initial=0) < 2**53 for x in ints
+        ):
+            return common
+    return np.dtype(object)

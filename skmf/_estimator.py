@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from skmf._data import encode_ids, factorize_ids, parse_ratings
+from skmf._data import encode_ids, extend_ids, factorize_ids, parse_ratings
 from skmf._device import resolve_device, resolve_dtype, torch_threads
 from skmf._recommend import (
     add_pairs,
@@ -449,8 +449,8 @@ or sparse matrix of shape (n_users, n_items)
                 "start anew, or keep n_components."
             )
         if warm:
-            user_ids = _extend_ids(self.users_, users)
-            item_ids = _extend_ids(self.items_, items)
+            user_ids = extend_ids(self.users_, users)
+            item_ids = extend_ids(self.items_, items)
             u_codes, i_codes = encode_ids(users, user_ids), encode_ids(items, item_ids)
         else:
             u_codes, user_ids = factorize_ids(users)
@@ -472,8 +472,12 @@ or sparse matrix of shape (n_users, n_items)
         # 1M ratings).
         self._seen = None
         self._seen_codes = (u_codes.astype(np.int32), i_codes.astype(np.int32))
-        self._user_n = np.bincount(u_codes, weights=weights, minlength=len(user_ids))
-        self._item_n = np.bincount(i_codes, weights=weights, minlength=len(item_ids))
+        self._user_n = np.bincount(
+            u_codes, weights=weights, minlength=len(user_ids)
+        ).astype(np.float64)
+        self._item_n = np.bincount(
+            i_codes, weights=weights, minlength=len(item_ids)
+        ).astype(np.float64)
         return self
 
     def _tol(self) -> float:
@@ -1026,8 +1030,8 @@ or sparse matrix of shape (n_users, n_items)
 
     def _partial_fit_ratings(self, users, items, ratings, weights):
         n_u0, n_i0 = len(self.users_), len(self.items_)
-        user_ids = _extend_ids(self.users_, users)
-        item_ids = _extend_ids(self.items_, items)
+        user_ids = extend_ids(self.users_, users)
+        item_ids = extend_ids(self.items_, items)
         u, i = encode_ids(users, user_ids), encode_ids(items, item_ids)
         n_u, n_i = len(user_ids), len(item_ids)
         P, Q = self.user_factors_, self.item_factors_
@@ -1058,8 +1062,8 @@ or sparse matrix of shape (n_users, n_items)
                     n_i - n_i0, P, bu, mu, **common,
                 )  # fmt: skip
             # Ratings so far per row, and each rating's share of the penalty.
-            user_n = _pad(self._user_n.astype(np.float64), n_u)
-            item_n = _pad(self._item_n.astype(np.float64), n_i)
+            user_n = _pad(self._user_n, n_u)
+            item_n = _pad(self._item_n, n_i)
             user_n += np.bincount(u, weights=w, minlength=n_u)
             item_n += np.bincount(i, weights=w, minlength=n_i)
             lr = self.learning_rate
@@ -1144,36 +1148,6 @@ or sparse matrix of shape (n_users, n_items)
         seen = cols >= 0
         rated = seen_matrix(rows[seen], cols[seen], (len(uniques), n_items))
         return P_new, b_new, encode_ids(user_ids, uniques), rated
-
-
-def _extend_ids(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """``known`` followed by the ids of ``ids`` not in it (sorted if possible)."""
-    codes = encode_ids(ids, known)
-    new = ids[codes < 0]
-    if len(new) == 0:
-        return known
-    _, new_unique = factorize_ids(new)
-    common = _common_id_dtype(known, new_unique)
-    return np.concatenate([known.astype(common), new_unique.astype(common)])
-
-
-def _common_id_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
-    """A dtype that holds the ids of both arrays exactly (object if none)."""
-    if a.dtype == b.dtype:
-        return a.dtype
-    kinds = {a.dtype.kind, b.dtype.kind}
-    if kinds <= set("iuf"):
-        common = np.result_type(a.dtype, b.dtype)
-        if common.kind in "iu":  # e.g. int32 + int64
-            return common
-        if common.kind == "f":  # integers among floats: exact below 2**53
-            ints = [x for x in (a, b) if x.dtype.kind in "iu" and len(x)]
-            if all(np.abs(x.astype(np.float64)).max() < 2**53 for x in ints):
-                if not ({a.dtype.kind, b.dtype.kind} <= set("iu")):
-                    return common
-    if kinds <= set("US"):
-        return np.result_type(a.dtype, b.dtype)
-    return np.dtype(object)
 
 
 def _tensor(array: np.ndarray, dtype, device) -> torch.Tensor:

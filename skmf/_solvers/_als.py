@@ -55,11 +55,12 @@ def _merge_buckets(bucket, counts, grid, min_ratings: int):
     rows = torch.nonzero(rated).flatten()[order]
     row_bucket = bucket[rows]
     ids, sizes = torch.unique_consecutive(row_bucket, return_counts=True)
+    ids, sizes, lengths = ids.tolist(), sizes.tolist(), grid.tolist()
     groups, start, n_rows = [], 0, 0
-    for b, size in zip(ids.tolist(), sizes.tolist()):
+    for j, (b, size) in enumerate(zip(ids, sizes)):
         n_rows += size
-        if n_rows * int(grid[b]) >= min_ratings or b == ids[-1]:
-            groups.append((rows[start : start + n_rows], int(grid[b])))
+        if n_rows * lengths[b] >= min_ratings or j == len(ids) - 1:
+            groups.append((rows[start : start + n_rows], lengths[b]))
             start, n_rows = start + n_rows, 0
     return groups
 
