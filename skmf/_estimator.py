@@ -68,6 +68,9 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     alpha : float, default=1.2
         Regularization strength :math:`\lambda` of the factors, in [0, inf).
+        "gibbs" learns its penalties from the data and uses ``alpha``,
+        ``alpha_bias`` and ``alpha_scaling`` only in :meth:`partial_fit` and
+        in :meth:`recommend` with ``ratings``.
 
     alpha_bias : float or None, default=None
         Regularization strength of the biases, in [0, inf). None uses
@@ -82,13 +85,18 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         which gave the lowest test RMSE on MovieLens 100K and 1M with one
         ``alpha`` for both (see the accuracy page of the documentation).
 
-    solver : {"als", "sgd", "adam"}, default="als"
+    solver : {"als", "sgd", "adam", "gibbs"}, default="als"
         "als": alternating exact ridge solves for all users, then all items
         (batched Cholesky). "sgd": minibatch stochastic gradient descent with
-        per-rating steps. "adam": minibatch Adam.
+        per-rating steps. "adam": minibatch Adam. "gibbs": Bayesian matrix
+        factorization by Gibbs sampling, which learns its own penalties and
+        keeps the posterior mean of the factors (see the Notes); the most
+        accurate, at the cost of ``max_iter`` sweeps (use ``max_iter=100`` or
+        more).
 
     max_iter : int, default=30
-        Maximum number of ALS sweeps or SGD/Adam epochs.
+        Maximum number of ALS sweeps or SGD/Adam epochs; for "gibbs", the
+        number of sweeps, of which the first quarter is burn-in.
 
     learning_rate : float or "auto", default="auto"
         Step size of "sgd" and "adam" (ignored by "als"). "auto" uses 0.01
@@ -111,11 +119,13 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         on its objective, which it computes exactly and never increases (on
         MovieLens the test RMSE stops improving once a sweep gains less than
         1 %), and 1e-3 otherwise (the epoch objective of "sgd" and "adam", and
-        the validation RMSE).
+        the validation RMSE). "gibbs" ignores ``tol`` and ``n_iter_no_change``
+        and runs ``max_iter`` sweeps.
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training ratings,
         stop when their RMSE stops improving, and restore the best iteration.
+        Not available with "gibbs".
 
     validation_fraction : float, default=0.1
         Fraction of the ratings held out when ``early_stopping=True``, in
@@ -202,7 +212,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     loss_curve_ : list of float
         Objective divided by the total sample weight after each iteration
         (for "sgd" and "adam", accumulated over the epoch as it runs, as in
-        scikit-learn's SGD estimators).
+        scikit-learn's SGD estimators; for "gibbs", the weighted mean squared
+        training error of each sweep's sample).
 
     validation_scores_ : list of float or None
         RMSE on the held-out ratings after each iteration when
@@ -225,7 +236,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     Notes
     -----
     With sample weights :math:`w_{ui}` (1 by default) and the observed set
-    :math:`K`, every solver minimizes the same objective
+    :math:`K`, the solvers "als", "sgd" and "adam" minimize the objective
 
     .. math::
 
@@ -271,6 +282,25 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     Adam (Kingma and Ba, 2015) minimizes the minibatch mean of
     :math:`\ell_{ui}`.
 
+    *Gibbs* samples the posterior of Bayesian matrix factorization [4]_: the
+    ratings are :math:`\hat r_{ui}` plus Gaussian noise of precision
+    :math:`\tau w_{ui}`, and each dimension :math:`d` of the users'
+    :math:`[p_u, b_u]` has a Gaussian prior whose mean :math:`m_d` and
+    precision :math:`\lambda_d` are themselves drawn from a Normal-Gamma
+    hyperprior (libFM's, [5]_), likewise for the items; :math:`\tau` has a
+    Gamma(1, 1) prior and :math:`\mu` a flat one. Each sweep draws the
+    users' hyperparameters, then every :math:`[p_u, b_u]` at once from its
+    Gaussian conditional, whose mean solves the ALS system above with the
+    penalty :math:`\mathrm{diag}(\lambda) / \tau` and the prior mean
+    added to the right-hand side; then the same for the items, then
+    :math:`\mu` and :math:`\tau`. The fitted factors, biases and
+    :math:`\mu` are the averages of the samples after the first quarter of
+    the sweeps, so ``predict`` uses the same formula as for the other
+    solvers. The sampler runs on the ratings divided by their standard
+    deviation, so the hyperpriors do not depend on the rating scale. The
+    penalties being learned, there is nothing to tune but ``n_components``
+    and ``max_iter``.
+
     Users or items unknown at predict time get the best estimate available:
     :math:`\mu + b_i` for an unknown user, :math:`\mu + b_u` for an unknown
     item, :math:`\mu` for both.
@@ -284,6 +314,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     .. [3] N. Halko, P.-G. Martinsson and J. A. Tropp, "Finding structure
        with randomness: probabilistic algorithms for constructing approximate
        matrix decompositions", SIAM Review 53(2), 2011.
+    .. [4] R. Salakhutdinov and A. Mnih, "Bayesian probabilistic matrix
+       factorization using Markov chain Monte Carlo", ICML 2008.
+    .. [5] S. Rendle, "Factorization machines with libFM", ACM TIST 3(3),
+       2012.
 
     Examples
     --------
@@ -504,6 +538,13 @@ or sparse matrix of shape (n_users, n_items)
             )
 
     def _check_params(self, n_ratings):
+        if self.early_stopping and self.solver == "gibbs":
+            raise ValueError(
+                "early_stopping=True is not available with solver='gibbs': the "
+                "sampler runs max_iter sweeps and averages the samples. Set "
+                "early_stopping=False, and choose max_iter (e.g. 100 to 200) by "
+                "cross-validation if needed."
+            )
         if self.early_stopping and n_ratings < 2:
             raise ValueError(
                 "early_stopping=True needs at least 2 ratings to hold out a "
@@ -591,7 +632,12 @@ or sparse matrix of shape (n_users, n_items)
         n_u0, n_i0 = (len(self.users_), len(self.items_)) if warm else (0, 0)
         F.P[n_u0:][wu[n_u0:] == 0] = 0
         F.Q[n_i0:][wi[n_i0:] == 0] = 0
-        if self.solver != "als":
+        if self.solver == "gibbs":
+            step = step_cls(
+                F, train, penalty, fit_intercept=self.fit_intercept,
+                max_iter=self.max_iter, random_state=rng,
+            )  # fmt: skip
+        elif self.solver != "als":
             lr = self.learning_rate
             if lr == "auto":
                 lr = DEFAULT_LEARNING_RATES[self.solver]
@@ -611,7 +657,10 @@ or sparse matrix of shape (n_users, n_items)
                 max_iter=self.max_iter, tol=self._tol(),
                 n_iter_no_change=self.n_iter_no_change, validation=validation,
                 solver_name=self.solver, progress=progress,
+                sampling=self.solver == "gibbs",
             )  # fmt: skip
+            if self.solver == "gibbs":
+                step.finish()
         finally:
             if progress is not None:
                 # Stopped before max_iter: end the bar at the iterations run.

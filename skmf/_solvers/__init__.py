@@ -11,17 +11,19 @@ from skmf._solvers._common import (
     rmse,
     run_fit_loop,
 )
+from skmf._solvers._gibbs import GibbsStep
 from skmf._solvers._init import spectral_factors
 from skmf._solvers._sgd import AdamStep, SGDStep
 
 #: solver name -> class whose instances run one epoch or sweep when called.
-SOLVERS = {"als": ALSStep, "sgd": SGDStep, "adam": AdamStep}
+SOLVERS = {"als": ALSStep, "sgd": SGDStep, "adam": AdamStep, "gibbs": GibbsStep}
 
 __all__ = [
     "SOLVERS",
     "ALSStep",
     "AdamStep",
     "Factors",
+    "GibbsStep",
     "FitResult",
     "Penalty",
     "Ratings",

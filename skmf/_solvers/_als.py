@@ -164,6 +164,34 @@ class RowGroups:
         self.n_rows, self.n_other = n_rows, n_other
 
 
+def design_matrix(Y: torch.Tensor, by: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Z = [Y, 1, -(mu + by)], plus the zero row n_other that padding points to."""
+    k = Y.shape[1]
+    Z = torch.empty((Y.shape[0] + 1, k + 2), dtype=Y.dtype, device=Y.device)
+    Z[:-1, :k] = Y
+    Z[:-1, k] = 1
+    torch.neg(by, out=Z[:-1, k + 1]).sub_(mu)
+    Z[-1] = 0
+    return Z
+
+
+def block_gram(blk: _Block, Z: torch.Tensor) -> torch.Tensor:
+    """G^T G for G = sqrt(w) [z, t] gathered over the ratings of one block.
+
+    With z = [y, 1] and t = r - mu - b_other, the (B, k + 2, k + 2) result
+    holds sum w z z^T, sum w t z and sum w t^2 of every row of the block.
+    """
+    B, L = blk.r.shape
+    m = Z.shape[1]
+    G = Z.index_select(0, blk.index).view(B, L, m)
+    if blk.sw is not None:
+        G[..., m - 1].mul_(blk.sw).add_(blk.r)
+        G[..., : m - 1].mul_(blk.sw[..., None])
+    else:
+        G[..., m - 1].add_(blk.r)
+    return torch.bmm(G.mT, G)
+
+
 def _solve_rows(
     groups: RowGroups,
     X: torch.Tensor,
@@ -187,26 +215,14 @@ def _solve_rows(
         e = r - r_hat after the update.
     """
     k = Y.shape[1]
-    # Z = [Y, 1, -(mu + by)], plus the zero row n_other that padding points to.
-    Z = torch.empty((groups.n_other + 1, k + 2), dtype=Y.dtype, device=Y.device)
-    Z[:-1, :k] = Y
-    Z[:-1, k] = 1
-    torch.neg(by, out=Z[:-1, k + 1]).sub_(mu)
-    Z[-1] = 0
+    Z = design_matrix(Y, by, mu)
     singular = (k * torch.finfo(Y.dtype).eps) ** 0.5
     sse = se = None
     if stats:
         sse = torch.zeros((), dtype=torch.float64, device=X.device)
         se = torch.zeros((), dtype=torch.float64, device=X.device)
     for blk in groups.blocks:
-        B, L = blk.r.shape
-        G = Z.index_select(0, blk.index).view(B, L, k + 2)
-        if blk.sw is not None:
-            G[..., k + 1].mul_(blk.sw).add_(blk.r)
-            G[..., : k + 1].mul_(blk.sw[..., None])
-        else:
-            G[..., k + 1].add_(blk.r)
-        A = torch.bmm(G.mT, G)  # (B, k + 2, k + 2)
+        A = block_gram(blk, Z)  # (B, k + 2, k + 2)
         system = A[:, : k + 1, : k + 1]  # the Gram matrix, then the system
         rhs = A[:, : k + 1, k + 1 :]
         system.diagonal(dim1=1, dim2=2).add_(blk.reg)

@@ -184,6 +184,7 @@ def run_fit_loop(
     validation: Ratings | None,
     solver_name: str,
     progress=None,
+    sampling: bool = False,
 ) -> FitResult:
     """Run ``step`` (one epoch or sweep) until convergence or ``max_iter``.
 
@@ -196,6 +197,10 @@ def run_fit_loop(
     ``step`` returns the objective it tracked during the iteration (SGD and
     Adam: accumulated over the epoch) or None, in which case the exact
     objective is computed after the iteration.
+
+    With ``sampling=True`` (an MCMC sampler, whose tracked value, the
+    sample's squared error, fluctuates) the loop runs ``max_iter`` iterations
+    and only a non-finite or exploding value stops it.
     """
     # Divergence: the objective exceeds 1000 x the first one (or x the mean
     # squared rating, the objective of the zero model, if that is larger).
@@ -222,12 +227,16 @@ def run_fit_loop(
         if (
             not math.isfinite(loss)
             or loss > 1e3 * max(start, scale)
-            or loss > 2 * min(losses, default=math.inf) + 1e-3 * scale
+            or (
+                not sampling and loss > 2 * min(losses, default=math.inf) + 1e-3 * scale
+            )
         ):
             hint = (
                 "Lower the 'learning_rate' or the 'batch_size' (e.g. by a factor "
                 "of 10), or raise 'alpha'."
                 if solver_name in ("sgd", "adam")
+                else "Use dtype='float64'."
+                if sampling
                 else "Raise 'alpha', or use dtype='float64'."
             )
             if start is None:
@@ -265,10 +274,10 @@ def run_fit_loop(
                 postfix["val_rmse"] = f"{scores[-1]:.5f}"
             progress.set_postfix(postfix, refresh=False)
             progress.update(1)
-        if no_improve >= n_iter_no_change:
+        if no_improve >= n_iter_no_change and not sampling:
             break
     else:
-        if max_iter > 0 and validation is None:
+        if max_iter > 0 and validation is None and not sampling:
             warnings.warn(
                 f"MFRegressor ({solver_name!r}) reached max_iter={max_iter} before "
                 f"the objective converged (tol={tol}). Increase 'max_iter', raise "
