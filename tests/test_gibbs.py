@@ -8,7 +8,7 @@ import torch
 from _reference import predict_np
 
 from skmf import MFRegressor
-from skmf._solvers import Penalty, Ratings, SOLVERS, group_ratings
+from skmf._solvers import SOLVERS, Penalty, Ratings, group_ratings
 from skmf._solvers._gibbs import A0, B0, BETA0, _sample_hyper, draw_rows
 from skmf.datasets import make_ratings
 
@@ -79,9 +79,7 @@ def test_hyperparameter_draw_is_the_normal_gamma_posterior():
     n = X.shape[0]
     xbar = X.mean(0)
     a_n = A0 + n / 2
-    b_n = B0 + 0.5 * ((X - xbar) ** 2).sum(0) + BETA0 * n * xbar**2 / (
-        2 * (BETA0 + n)
-    )
+    b_n = B0 + 0.5 * ((X - xbar) ** 2).sum(0) + BETA0 * n * xbar**2 / (2 * (BETA0 + n))
     beta_n = BETA0 + n
     mu_n = n * xbar / beta_n
     draws = [_sample_hyper(torch.tensor(X), np.random.RandomState(s)) for s in
