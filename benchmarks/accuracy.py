@@ -2,7 +2,7 @@
 
 Reproduces the measurements behind the default ``alpha_scaling="sqrt"``,
 ``alpha=1.2`` (each scaling at its best ``alpha`` from a small grid) and the
-tuned recipes of the accuracy page::
+tuned recipes of the accuracy page (including Bayesian MF by Gibbs sampling)::
 
     python benchmarks/accuracy.py                   # both data sets
     python benchmarks/accuracy.py --dataset ml-1m
@@ -50,6 +50,11 @@ CONFIGS = [
      {"n_components": 32, "alpha_bias": 0.6, "tol": 1e-3}),
     ('recipe: solver="adam", k=64, alpha_bias=0.6',
      {"solver": "adam", "n_components": 64, "alpha_bias": 0.6, "max_iter": 100}),
+    # Bayesian MF: the posterior mean of the factors (learned penalties).
+    ('recipe: solver="gibbs", k=32, max_iter=100',
+     {"solver": "gibbs", "n_components": 32, "max_iter": 100}),
+    ('recipe: solver="gibbs", k=32, max_iter=200',
+     {"solver": "gibbs", "n_components": 32, "max_iter": 200}),
 ]  # fmt: skip
 
 

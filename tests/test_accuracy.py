@@ -27,6 +27,18 @@ def test_default_rmse_on_movielens_100k_u1(movielens_dir):
 
 
 @pytest.mark.movielens
+def test_gibbs_recipe_rmse_on_movielens_100k_u1(movielens_dir):
+    X_train, y_train = _read_100k(movielens_dir, "u1.base")
+    X_test, y_test = _read_100k(movielens_dir, "u1.test")
+    model = MFRegressor(solver="gibbs", n_components=32, max_iter=100, random_state=0)
+    model.fit(X_train, y_train)
+    rmse = np.sqrt(np.mean((model.predict(X_test) - y_test) ** 2))
+    # Measured 0.9074-0.9103 over seeds 0-4; the best recipe of the other
+    # solvers (Adam, k=64) reaches 0.919 on u1, the defaults 0.920.
+    assert rmse < 0.913, rmse
+
+
+@pytest.mark.movielens
 def test_default_rmse_on_movielens_1m_random_split(movielens_dir):
     path = movielens_dir / "ml-1m" / "ratings_no_timestamp.dat.gz"
     df = pd.read_csv(path, sep=":", header=None, usecols=[0, 2, 4]).to_numpy()
