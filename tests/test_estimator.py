@@ -187,9 +187,10 @@ def test_cuda_fit_matches_cpu_and_unpickles_without_cuda(small_ratings, monkeypa
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_cuda_minibatch_solvers_reach_the_cpu_quality(small_ratings, solver):
-    # The two devices shuffle with different generators: compare the quality.
+@pytest.mark.parametrize("solver", ["sgd", "adam", "gibbs"])
+def test_cuda_stochastic_solvers_reach_the_cpu_quality(small_ratings, solver):
+    # The two devices shuffle or draw with different generators: compare the
+    # quality.
     X, y = small_ratings.X, small_ratings.y
     params = {"solver": solver, "max_iter": 30, "random_state": 0}
     gpu = MFRegressor(device="cuda", **params).fit(X, y)

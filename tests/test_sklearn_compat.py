@@ -90,7 +90,7 @@ def test_clone_and_params_roundtrip():
 
 def test_same_random_state_same_model(data):
     X, y = data
-    for solver in ("als", "sgd", "adam"):
+    for solver in ("als", "sgd", "adam", "gibbs"):
         a = MFRegressor(solver=solver, max_iter=3, random_state=5).fit(X, y)
         b = MFRegressor(solver=solver, max_iter=3, random_state=5).fit(X, y)
         np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
