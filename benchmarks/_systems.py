@@ -102,11 +102,18 @@ class SkmfAdapter(Adapter):
             "solver", "n_components", "alpha", "alpha_scaling", "max_iter", "tol",
             "init",
         )  # fmt: skip
-        text = (
-            f"{p['solver']} k={p['n_components']} alpha={p['alpha']} "
-            f"({p['alpha_scaling']}) init={p['init']} max_iter={p['max_iter']} "
-            f"tol={p['tol']}"
-        )
+        if p["solver"] == "gibbs":  # learns its penalties, runs max_iter sweeps
+            shown += ("alpha_bias",)
+            text = (
+                f"gibbs k={p['n_components']} init={p['init']} "
+                f"max_iter={p['max_iter']} (posterior mean)"
+            )
+        else:
+            text = (
+                f"{p['solver']} k={p['n_components']} alpha={p['alpha']} "
+                f"({p['alpha_scaling']}) init={p['init']} "
+                f"max_iter={p['max_iter']} tol={p['tol']}"
+            )
         extra = [
             f"{k}={v}"
             for k, v in sorted(p.items())
