@@ -63,6 +63,15 @@ def _sample_hyper(X: torch.Tensor, rng: np.random.RandomState):
     return m, lam
 
 
+def _rescale(F: Factors, factor: float) -> None:
+    """The model of the ratings times ``factor``: mu, b by it, P, Q by its root."""
+    root = math.sqrt(factor)
+    for t in (F.P, F.Q):
+        t.mul_(root)
+    for t in (F.bu, F.bi, F.mu):
+        t.mul_(factor)
+
+
 def draw_rows(
     groups: RowGroups,
     X: torch.Tensor,
@@ -156,11 +165,8 @@ class GibbsStep:
             data.n_items,
         )  # fmt: skip
         self.by_user, self.by_item = group_ratings(scaled, penalty, k)
-        # Work in units of the rating's standard deviation: r / s = mu / s +
-        # b / s + (p / sqrt(s)) . (q / sqrt(s)).
-        root = math.sqrt(self.scale)
-        F.P.div_(root), F.Q.div_(root)
-        F.bu.div_(self.scale), F.bi.div_(self.scale), F.mu.div_(self.scale)
+        # Work in units of the rating's standard deviation.
+        _rescale(F, 1 / self.scale)
         self.tau = 1.0
         self.burn_in = max_iter // 4
         self.sum = Factors(*(torch.zeros_like(t, dtype=torch.float64) for t in (
@@ -198,10 +204,7 @@ class GibbsStep:
 
     def finish(self) -> None:
         """Set the factors to their posterior means, in the ratings' units."""
-        F, n = self.F, max(self.n_kept, 1)
-        root = math.sqrt(self.scale)
         if self.n_kept:
             for name in ("P", "Q", "bu", "bi", "mu"):
-                getattr(F, name).copy_(getattr(self.sum, name) / n)
-        F.P.mul_(root), F.Q.mul_(root)
-        F.bu.mul_(self.scale), F.bi.mul_(self.scale), F.mu.mul_(self.scale)
+                getattr(self.F, name).copy_(getattr(self.sum, name) / self.n_kept)
+        _rescale(self.F, self.scale)
