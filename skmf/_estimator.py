@@ -596,17 +596,18 @@ or sparse matrix of shape (n_users, n_items)
             init_std = math.sqrt(0.1 * max(std, 1e-3) / math.sqrt(k))
         else:
             init_std = float(self.init_std)
-        P = torch.randn(n_users, k, generator=generator, dtype=dtype) * init_std
-        Q = torch.randn(n_items, k, generator=generator, dtype=dtype) * init_std
-        bu = torch.zeros(n_users, dtype=dtype)
-        bi = torch.zeros(n_items, dtype=dtype)
-        mu = torch.tensor(mean, dtype=dtype)
+        cpu = {"dtype": dtype, "device": "cpu"}  # moved to `device` below
+        P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
+        Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
+        bu = torch.zeros(n_users, **cpu)
+        bi = torch.zeros(n_items, **cpu)
+        mu = torch.tensor(mean, **cpu)
         if warm:
             n_u0, n_i0 = len(self.users_), len(self.items_)
-            P[:n_u0] = torch.as_tensor(self.user_factors_, dtype=dtype)
-            Q[:n_i0] = torch.as_tensor(self.item_factors_, dtype=dtype)
-            bu[:n_u0] = torch.as_tensor(self.user_bias_, dtype=dtype)
-            bi[:n_i0] = torch.as_tensor(self.item_bias_, dtype=dtype)
+            P[:n_u0] = torch.as_tensor(self.user_factors_, **cpu)
+            Q[:n_i0] = torch.as_tensor(self.item_factors_, **cpu)
+            bu[:n_u0] = torch.as_tensor(self.user_bias_, **cpu)
+            bi[:n_i0] = torch.as_tensor(self.item_bias_, **cpu)
             if self.fit_intercept:
                 mu.fill_(self.intercept_)
         F = Factors(P.to(device), Q.to(device), bu.to(device), bi.to(device),
@@ -1212,7 +1213,7 @@ def _predict_codes(u, i, P, Q, bu, bi, mu) -> np.ndarray:
     Works through the pairs in chunks small enough for the gathered factor
     rows to stay in the CPU cache (about 10M predictions per second on 2 cores).
     """
-    out = torch.empty(len(u), dtype=torch.float64)
+    out = torch.empty(len(u), dtype=torch.float64, device="cpu")
     Pt, Qt, but, bit, ut_all, it_all = (
         _tensor(a, None, "cpu") for a in (P, Q, bu, bi, u, i)
     )

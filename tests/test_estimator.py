@@ -201,6 +201,53 @@ def test_cuda_stochastic_solvers_reach_the_cpu_quality(small_ratings, solver):
     assert abs(rmse_gpu - rmse_cpu) < 0.02 * rmse_cpu
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["als", "sgd", "adam", "gibbs"])
+@pytest.mark.parametrize(
+    "params, fit_params",
+    [
+        ({}, {}),
+        ({"dtype": "float64", "fit_intercept": False, "init": "random"}, {}),
+        ({"alpha_scaling": "count", "warm_start": True}, {"weighted": True}),
+        ({"early_stopping": True}, {}),
+    ],
+    ids=["defaults", "float64-random", "weighted-warm", "early-stopping"],
+)
+def test_no_tensor_is_made_off_the_chosen_device(small_ratings, solver, params,
+                                                 fit_params):  # fmt: skip
+    # The CUDA check that runs without a GPU: with "meta" as torch's default
+    # device, a tensor made without an explicit device (which on a GPU fit
+    # would land on the CPU and meet CUDA tensors) is a meta tensor, and any
+    # use of it with the real ones raises. The results must equal a plain fit.
+    if solver == "gibbs" and params.get("early_stopping"):
+        pytest.skip("gibbs has no early stopping")
+    X, y = small_ratings.X, small_ratings.y
+    sample_weight = None
+    if fit_params.get("weighted"):
+        sample_weight = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    params = {"solver": solver, "max_iter": 3, "random_state": 0, **params}
+
+    def run():
+        model = MFRegressor(device="cpu", **params)
+        model.fit(X, y, sample_weight=sample_weight)
+        if params.get("warm_start"):
+            model.fit(X, y, sample_weight=sample_weight)
+        if not params.get("early_stopping"):
+            # Known rows take SGD steps; a new user and a new item are folded in.
+            new = np.array([[10**6, 0], [10**6, 1], [0, 10**6], [1, 10**6]])
+            model.partial_fit(np.vstack([X[:100], new]), np.r_[y[:100], 4, 2, 3, 5])
+        pred = model.predict(np.vstack([X[:50], [[10**6, 0]]]))
+        top = model.recommend([0, 1], n=5)
+        new = model.recommend(["new"], n=3, ratings=[["new", 1, 4.0], ["new", 2, 2.0]])
+        return pred, top, new
+
+    expected = run()
+    with torch.device("meta"):
+        got = run()
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_svd_start_with_more_factors_than_the_matrix_rank():
     # 3 users x 2 items: the SVD fills 2 of the 5 columns, the rest are random.
     X = np.array([[0, 0], [0, 1], [1, 0], [2, 1]])

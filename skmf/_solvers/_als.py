@@ -131,7 +131,9 @@ class RowGroups:
         counts = torch.bincount(row, minlength=n_rows)
         starts = torch.cumsum(counts, 0) - counts
         counts_cpu = counts.cpu()
-        grid = torch.tensor(_length_grid(int(counts_cpu.max()) if n_rows else 1))
+        grid = torch.tensor(
+            _length_grid(int(counts_cpu.max()) if n_rows else 1), device="cpu"
+        )
         bucket = torch.bucketize(counts_cpu, grid)  # grid[bucket] >= count
         reg = torch.full((k + 1,), float(alpha), dtype=dtype, device=device)
         reg[k] = float(alpha_bias)

@@ -65,7 +65,9 @@ def spectral_factors(
     m = min(n_components + n_oversamples, by_user.n_rows, by_item.n_rows)
     dtype = by_user.blocks[0].r.dtype
     device = by_user.blocks[0].r.device
-    omega = torch.randn(by_user.n_rows, m, generator=generator, dtype=dtype)
+    omega = torch.randn(
+        by_user.n_rows, m, generator=generator, dtype=dtype, device="cpu"
+    )
     Y = rating_matmul(by_item, omega.to(device), mu)  # R^T omega
     for _ in range(n_power_iter):
         Z = _orthonormal(rating_matmul(by_user, _orthonormal(Y), mu))  # R Y
