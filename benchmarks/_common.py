@@ -343,7 +343,10 @@ def _reset_peak_rss() -> bool:
 
 
 class PeakMemory:
-    """Peak RSS increase (MiB) of this process over a ``with`` block.
+    """Peak RSS of this process over a ``with`` block, MiB.
+
+    ``peak_increase_mib`` is the peak minus the RSS at the start of the block,
+    ``peak_rss_mib`` the peak itself (data, imports and all).
 
     Uses the kernel's high-water mark (``VmHWM``, reset through
     ``/proc/self/clear_refs``) where it can, else samples the RSS with psutil
@@ -354,6 +357,7 @@ class PeakMemory:
     def __init__(self, children: bool = False):
         self.children = children
         self.peak_increase_mib = float("nan")
+        self.peak_rss_mib = float("nan")
         self.children_peak_mib = None
         self.method = None
 
@@ -404,18 +408,15 @@ class PeakMemory:
         if self._hwm:
             self.method = "VmHWM"
             peak_kib = _status_kib("VmHWM")
-            self.peak_increase_mib = (peak_kib - self._base_kib) / 1024
         elif self._thread is not None:
             self.method = "psutil sampling (10 ms)"
-            self.peak_increase_mib = (self._self_peak / 1024 - self._base_kib) / 1024
+            peak_kib = self._self_peak / 1024
+        if self.method is not None:
+            self.peak_rss_mib = peak_kib / 1024
+            self.peak_increase_mib = (peak_kib - self._base_kib) / 1024
         if self.children and self._thread is not None:
             self.children_peak_mib = self._child_peak / 2**20
         return False
-
-
-def process_peak_mib() -> float:
-    """Peak RSS of this whole process so far (ru_maxrss), MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ------------------------------------------------------ load of the machine

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PeakMemory, Split, process_peak_mib  # noqa: E402
+from _common import PeakMemory, Split  # noqa: E402
 from _systems import ADAPTERS  # noqa: E402
 
 
@@ -66,7 +66,9 @@ def run(spec: dict) -> dict:
         "startup_s": startup_s,
         "peak_mib": mem.peak_increase_mib,
         "peak_method": mem.method,
-        "process_peak_mib": process_peak_mib(),
+        # Not ru_maxrss: Linux carries the parent's high-water mark across
+        # exec, so a worker would report the benchmark driver's peak.
+        "peak_rss_mib": mem.peak_rss_mib,
         "n_train": int(len(split.train_r)),
         "n_test": int(len(split.test_r)),
         "notes": list(adapter.notes),

@@ -217,7 +217,7 @@ def aggregate(label, system, runs):
         predict_s=fold_mean("predict_s"),
         startup_s=fold_mean("startup_s"),
         peak_mib=max(r["peak_mib"] for r in ok),
-        process_peak_mib=max(r["process_peak_mib"] for r in ok),
+        peak_rss_mib=max(r["peak_rss_mib"] for r in ok),
         n_runs=len(ok),
         other_load_pct=_pct(max(foreign)) if foreign else None,
         notes="; ".join(notes),

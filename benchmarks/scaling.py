@@ -108,6 +108,7 @@ FIT_COLUMNS = [
     ("s per M per iter", "s_per_m_iter", lambda v: fmt(v, 4)),
     ("predict s", "predict_s", lambda v: fmt(v, 3)),
     ("peak MiB", "peak_mib", lambda v: fmt(v, 0)),
+    ("peak RSS MiB", "peak_rss_mib", lambda v: fmt(v, 0)),
     ("MiB per M", "mib_per_m", lambda v: fmt(v, 0)),
     ("RMSE", "rmse", lambda v: fmt(v, 4)),
     ("other load %", "other_load_pct", lambda v: fmt(v, 0)),

@@ -123,7 +123,12 @@ def make_ratings(
             keys = np.concatenate([keys, rng.permutation(rest)])
     keys = keys[:n_ratings]
     users, items = keys // n_items, keys % n_items
-    y_true = mu + bu[users] + bi[items] + np.einsum("ij,ij->i", P[users], Q[items])
+    # The interaction term in chunks: P[users] and Q[items] whole would take
+    # 16 k bytes per rating.
+    y_true = mu + bu[users] + bi[items]
+    for s in range(0, n_ratings, 1 << 20):
+        part = slice(s, s + (1 << 20))
+        y_true[part] += np.einsum("ij,ij->i", P[users[part]], Q[items[part]])
     y = y_true + rng.normal(0.0, noise, size=n_ratings)
     if rating_scale is not None:
         y = np.clip(y, lo, hi)
