@@ -188,7 +188,7 @@ def _blocked_top_k(
 
 def _finish(values: torch.Tensor, index: torch.Tensor):
     """NumPy (float64 scores, int64 positions), padding as (NaN, -1)."""
-    scores = values.to("cpu", torch.float64).numpy()
+    scores = values.cpu().to(torch.float64).numpy()  # on the CPU: MPS has no float64
     positions = index.to("cpu").numpy()
     pad = np.isneginf(scores)
     if pad.any():

@@ -363,3 +363,45 @@ def test_als_is_invariant_to_the_units_of_the_ratings(small_ratings, scale):
     )
     # Factors are defined up to a rotation: compare the predictions.
     np.testing.assert_allclose(model.predict(X) / scale, ref.predict(X), atol=1e-4)
+
+
+def test_accumulator_dtype_is_float32_only_on_mps():
+    from skmf._solvers._common import accumulator_dtype
+
+    assert accumulator_dtype(torch.device("mps")) == torch.float32
+    for name in ("cpu", "cuda", "cuda:1", "meta"):
+        assert accumulator_dtype(torch.device(name)) == torch.float64
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["als", "sgd", "adam", "gibbs"])
+def test_fit_makes_no_float64_tensor_with_mps_accumulators(small_ratings, solver,
+                                                           monkeypatch):  # fmt: skip
+    # Apple's MPS has no float64: with its float32 accumulators, a float32 fit
+    # must not make a single float64 tensor (on the CPU here, there); and the
+    # fit must stay close to the one that sums in float64.
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_flatten
+
+    from skmf._solvers import _als, _common, _gibbs, _sgd
+
+    X, y = small_ratings.X, small_ratings.y
+    params = {"solver": solver, "max_iter": 4, "random_state": 0}
+    reference = MFRegressor(**params).fit(X, y)
+    for module in (_als, _common, _gibbs, _sgd):
+        monkeypatch.setattr(module, "accumulator_dtype", lambda device: torch.float32)
+    made = []
+
+    class RecordFloat64(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+                    made.append(getattr(func, "__name__", str(func)))
+            return out
+
+    with RecordFloat64():
+        model = MFRegressor(**params).fit(X, y)
+    assert made == []
+    np.testing.assert_allclose(model.loss_curve_, reference.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(model.predict(X), reference.predict(X), atol=1e-3)

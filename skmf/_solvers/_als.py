@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from skmf._solvers._common import Factors, Penalty, Ratings
+from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
 
 __all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul"]
 
@@ -212,7 +212,7 @@ def _solve_rows(
 
     Returns
     -------
-    sse, se : 0-d float64 tensors, or None
+    sse, se : 0-d tensors (float64, float32 on MPS), or None
         With ``stats=True``, sum w e^2 and sum w e of the residuals
         e = r - r_hat after the update.
     """
@@ -221,8 +221,9 @@ def _solve_rows(
     singular = (k * torch.finfo(Y.dtype).eps) ** 0.5
     sse = se = None
     if stats:
-        sse = torch.zeros((), dtype=torch.float64, device=X.device)
-        se = torch.zeros((), dtype=torch.float64, device=X.device)
+        acc = accumulator_dtype(X.device)
+        sse = torch.zeros((), dtype=acc, device=X.device)
+        se = torch.zeros((), dtype=acc, device=X.device)
     for blk in groups.blocks:
         A = block_gram(blk, Z)  # (B, k + 2, k + 2)
         system = A[:, : k + 1, : k + 1]  # the Gram matrix, then the system
@@ -249,8 +250,8 @@ def _solve_rows(
             dx = blk.reg * x
             rhs = rhs.squeeze(-1)
             rss = A[:, k + 1, k + 1] - (x * rhs).sum(1) - (x * dx).sum(1)
-            sse += rss.clamp_min(0).sum(dtype=torch.float64)
-            se += dx[:, k].sum(dtype=torch.float64)
+            sse += rss.clamp_min(0).sum(dtype=acc)
+            se += dx[:, k].sum(dtype=acc)
     return (sse, se) if stats else None
 
 

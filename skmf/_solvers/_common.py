@@ -25,6 +25,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
+    "accumulator_dtype",
     "Factors",
     "Penalty",
     "Ratings",
@@ -37,6 +38,12 @@ __all__ = [
 # Rows per chunk when a pass over all ratings gathers factor rows: bounds the
 # temporary memory at CHUNK x n_components values.
 CHUNK = 1 << 18
+
+
+def accumulator_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of sums over many ratings on ``device``: float64, except on
+    Apple's MPS, which has no float64 (float32 there)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 @dataclass
@@ -141,8 +148,9 @@ def predict_tensor(F: Factors, user: torch.Tensor, item: torch.Tensor) -> torch.
 
 
 def squared_error(F: Factors, data: Ratings) -> float:
-    """sum w (r - r_hat)^2 over the ratings, accumulated in float64."""
-    total = torch.zeros((), dtype=torch.float64, device=F.P.device)
+    """sum w (r - r_hat)^2 over the ratings (accumulated in float64 but on MPS)."""
+    acc = accumulator_dtype(F.P.device)
+    total = torch.zeros((), dtype=acc, device=F.P.device)
     for s in range(0, len(data), CHUNK):
         sl = slice(s, s + CHUNK)
         u, i = data.user[sl], data.item[sl]
@@ -150,7 +158,7 @@ def squared_error(F: Factors, data: Ratings) -> float:
         e = e.sub_(data.rating[sl]).square_()
         if data.weight is not None:
             e = e.mul_(data.weight[sl])
-        total += e.sum(dtype=torch.float64)
+        total += e.sum(dtype=acc)
     return float(total)
 
 
@@ -208,7 +216,7 @@ def run_fit_loop(
     r2 = train.rating.square()
     if train.weight is not None:
         r2 = r2 * train.weight
-    scale = float(r2.sum(dtype=torch.float64)) / train.total_weight
+    scale = float(r2.sum(dtype=accumulator_dtype(r2.device))) / train.total_weight
     losses: list[float] = []
     scores: list[float] | None = [] if validation is not None else None
     best_score, best_iter, best_F = math.inf, None, None

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from skmf._solvers._als import RowGroups, block_gram, design_matrix, group_ratings
-from skmf._solvers._common import Factors, Penalty, Ratings
+from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
 
 __all__ = ["GibbsStep", "draw_rows"]
 
@@ -50,13 +50,15 @@ def _sample_hyper(X: torch.Tensor, rng: np.random.RandomState):
     From the Normal-Gamma posterior of each column's mean and precision given
     its n values (conjugate update): lam ~ Gamma(A0 + n / 2, B0 + ss / 2), then
     m ~ N(n xbar / (BETA0 + n), 1 / ((BETA0 + n) lam)), with ss the sum of
-    squared deviations plus BETA0 n xbar^2 / (BETA0 + n). In float64 on the
-    CPU: k + 1 numbers.
+    squared deviations plus BETA0 n xbar^2 / (BETA0 + n). In float64 (the
+    sums in float32 on MPS) on the CPU: k + 1 numbers.
     """
     n = X.shape[0]
-    mean = X.mean(0, dtype=torch.float64)
-    ss = (X - mean.to(X.dtype)).square().sum(0, dtype=torch.float64)
-    mean, ss = mean.cpu().numpy(), ss.cpu().numpy()
+    acc = accumulator_dtype(X.device)
+    mean = X.mean(0, dtype=acc)
+    ss = (X - mean.to(X.dtype)).square().sum(0, dtype=acc)
+    mean = mean.cpu().numpy().astype(np.float64)
+    ss = ss.cpu().numpy().astype(np.float64)
     ss = ss + BETA0 * n / (BETA0 + n) * mean**2
     lam = rng.gamma(A0 + n / 2, 1 / (B0 + ss / 2))
     m = rng.normal(n * mean / (BETA0 + n), 1 / np.sqrt((BETA0 + n) * lam))
@@ -95,15 +97,16 @@ def draw_rows(
 
     Returns
     -------
-    sse, se : 0-d float64 tensors
+    sse, se : 0-d tensors (float64, float32 on MPS)
         With ``stats=True``, sum w e^2 and sum w e of the residuals
         e = r - r_hat after the draw (zeros otherwise).
     """
     k = Y.shape[1]
     dev, dtype = X.device, X.dtype
     Z = design_matrix(Y, by, mu)
-    sse = torch.zeros((), dtype=torch.float64, device=dev)
-    se = torch.zeros((), dtype=torch.float64, device=dev)
+    acc = accumulator_dtype(dev)
+    sse = torch.zeros((), dtype=acc, device=dev)
+    se = torch.zeros((), dtype=acc, device=dev)
     for blk in groups.blocks:
         A = block_gram(blk, Z)
         gram = A[:, : k + 1, : k + 1]
@@ -112,7 +115,9 @@ def draw_rows(
         chol, info = torch.linalg.cholesky_ex(system)
         bad = info > 0
         if bool(bad.any()):  # positive definite, but not in float32
-            chol[bad] = torch.linalg.cholesky(system[bad].double()).to(dtype)
+            # In float64 on the CPU (MPS has no float64); rare.
+            low = torch.linalg.cholesky(system[bad].cpu().double())
+            chol[bad] = low.to(device=dev, dtype=dtype)
         x = torch.cholesky_solve((rhs + shift)[..., None], chol)
         e = torch.randn(x.shape, generator=generator, dtype=dtype, device=dev)
         x += noise * torch.linalg.solve_triangular(chol.mT, e, upper=True)
@@ -124,8 +129,8 @@ def draw_rows(
             # and sum_w (t - z x) = sum w t - (gram x)_b.
             gx = torch.bmm(gram, x[..., None]).squeeze(-1)
             rss = A[:, k + 1, k + 1] - 2 * (x * rhs).sum(1) + (x * gx).sum(1)
-            sse += rss.clamp_min(0).sum(dtype=torch.float64)
-            se += (A[:, k, k + 1] - gx[:, k]).sum(dtype=torch.float64)
+            sse += rss.clamp_min(0).sum(dtype=acc)
+            se += (A[:, k, k + 1] - gx[:, k]).sum(dtype=acc)
     return sse, se
 
 
@@ -155,7 +160,8 @@ class GibbsStep:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(int(random_state.randint(2**31 - 1)))
         w = data.weight
-        r = data.rating.double()
+        acc = accumulator_dtype(device)
+        r = data.rating.to(acc)
         mean = float(r.mean() if w is None else (w * r).sum() / w.sum())
         var = (r - mean).square()
         var = float(var.mean() if w is None else (w * var).sum() / w.sum())
@@ -169,7 +175,7 @@ class GibbsStep:
         _rescale(F, 1 / self.scale)
         self.tau = 1.0
         self.burn_in = max_iter // 4
-        self.sum = Factors(*(torch.zeros_like(t, dtype=torch.float64) for t in (
+        self.sum = Factors(*(torch.zeros_like(t, dtype=acc) for t in (
             F.P, F.Q, F.bu, F.bi, F.mu)))  # fmt: skip
         self.n_kept = 0
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from skmf._solvers._common import Factors, Penalty, Ratings
+from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
 
 __all__ = ["AdamStep", "SGDStep"]
 
@@ -168,7 +168,8 @@ class SGDStep(_MinibatchStep):
 
     def __call__(self, iteration: int) -> float:
         F, lr, d = self.F, self.lr, self.data
-        total = torch.zeros((), dtype=torch.float64, device=F.P.device)
+        acc = accumulator_dtype(F.P.device)
+        total = torch.zeros((), dtype=acc, device=F.P.device)
         for idx in self._batches():
             g = self._gradients(idx, curvatures=True)
             step_u = self._row_steps(g.u, g.h_p, g.h_bu, d.n_users)
@@ -206,7 +207,8 @@ class AdamStep(_MinibatchStep):
 
     def __call__(self, iteration: int) -> float:
         F = self.F
-        total = torch.zeros((), dtype=torch.float64, device=F.P.device)
+        acc = accumulator_dtype(F.P.device)
+        total = torch.zeros((), dtype=acc, device=F.P.device)
         for idx in self._batches():
             g = self._gradients(idx)
             scale = 1.0 / idx.shape[0]
