@@ -41,8 +41,10 @@ CHUNK = 1 << 18
 
 
 def accumulator_dtype(device: torch.device) -> torch.dtype:
-    """The dtype of sums over many ratings on ``device``: float64, except on
-    Apple's MPS, which has no float64 (float32 there)."""
+    """The dtype of sums over many ratings on ``device``.
+
+    float64, except on Apple's MPS, which has no float64 (float32 there).
+    """
     return torch.float32 if device.type == "mps" else torch.float64
 
 
@@ -148,7 +150,7 @@ def predict_tensor(F: Factors, user: torch.Tensor, item: torch.Tensor) -> torch.
 
 
 def squared_error(F: Factors, data: Ratings) -> float:
-    """sum w (r - r_hat)^2 over the ratings (accumulated in float64 but on MPS)."""
+    """sum w (r - r_hat)^2 over the ratings, accumulated in float64 (MPS: float32)."""
     acc = accumulator_dtype(F.P.device)
     total = torch.zeros((), dtype=acc, device=F.P.device)
     for s in range(0, len(data), CHUNK):
