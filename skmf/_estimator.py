@@ -602,8 +602,9 @@ or sparse matrix of shape (n_users, n_items)
         bu = torch.zeros(n_users, **cpu)
         bi = torch.zeros(n_items, **cpu)
         mu = torch.tensor(mean, **cpu)
+        # Rows of a previous fit come first (warm start), then the new ones.
+        n_u0, n_i0 = (len(self.users_), len(self.items_)) if warm else (0, 0)
         if warm:
-            n_u0, n_i0 = len(self.users_), len(self.items_)
             P[:n_u0] = torch.as_tensor(self.user_factors_, **cpu)
             Q[:n_i0] = torch.as_tensor(self.item_factors_, **cpu)
             bu[:n_u0] = torch.as_tensor(self.user_bias_, **cpu)
@@ -630,7 +631,6 @@ or sparse matrix of shape (n_users, n_items)
         # New rows without training ratings (held out by early stopping) start
         # at 0; rows of a previous fit (warm start) keep their factors.
         wu, wi = train.row_weights()
-        n_u0, n_i0 = (len(self.users_), len(self.items_)) if warm else (0, 0)
         F.P[n_u0:][wu[n_u0:] == 0] = 0
         F.Q[n_i0:][wi[n_i0:] == 0] = 0
         if self.solver == "gibbs":
