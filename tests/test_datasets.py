@@ -5,11 +5,14 @@ is absent. Nothing is ever downloaded: ``_download`` is replaced in every test.
 """
 
 import dataclasses
+import gc
 import gzip
 import hashlib
 import io
 import os
+import sys
 import urllib.error
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -256,6 +259,25 @@ def test_ml1m_folder_without_timestamps(tmp_path):
     (folder / "ratings.dat").write_text("7::1::2::978300760\n")
     ratings = load_movielens("1m", data_home=tmp_path, download_if_missing=False)
     assert ratings.iloc[0].tolist() == [7, 1, 2.0, 978300760]
+
+
+def test_gzip_ratings_file_is_closed(tmp_path, monkeypatch):
+    # Closing a GzipFile does not close the file under it; left open, that file
+    # raises ResourceWarning when it is garbage collected. Warnings raised
+    # there reach sys.unraisablehook, not the caller, so collect them there.
+    (tmp_path / "ml-1m").mkdir()
+    with gzip.open(tmp_path / "ml-1m" / "ratings_no_timestamp.dat.gz", "wt") as f:
+        f.write("1::1193::5\n1::661::3\n")
+    gc.collect()
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        ratings = load_movielens("1m", data_home=tmp_path, download_if_missing=False)
+        gc.collect()
+    leaks = [str(u.exc_value) for u in unraisable]
+    assert not leaks, leaks
+    assert ratings["item"].tolist() == [1193, 661]
 
 
 def test_folder_is_preferred_to_archive(tmp_path):

@@ -174,12 +174,19 @@ class _Archive:
         self._zip.close()
 
 
+@contextlib.contextmanager
 def _open(source, name: str):
-    """Open ``name`` of a source as a binary file, decompressing ``.gz``."""
-    raw = source.open(name)
-    if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    return raw
+    """Open ``name`` of a source as a binary file, decompressing ``.gz``.
+
+    A context manager: on exit it closes the gzip reader and the file under
+    it (closing a ``GzipFile`` leaves the file it was given open).
+    """
+    with source.open(name) as raw:
+        if name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f
+        else:
+            yield raw
 
 
 def _pick(source, groups) -> tuple[list[str], list[str]]:
