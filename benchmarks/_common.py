@@ -42,9 +42,10 @@ DATASETS = ("ml-100k", "ml-1m", *SYNTHETIC)
 
 # ---------------------------------------------------------------------- data
 def default_data_dir() -> Path:
-    """``$SKMF_DATA_DIR``, else ``<repo>/../shared/data``."""
-    env = os.environ.get("SKMF_DATA_DIR")
-    return Path(env) if env else (REPO_DIR.parent / "shared" / "data")
+    """The data home of ``skmf.datasets``: ``$SKMF_DATA``, else ``~/skmf_data``."""
+    from skmf.datasets import get_data_home
+
+    return Path(get_data_home())
 
 
 @dataclass
@@ -116,28 +117,27 @@ def _as_int_ids(users, items):
     return out
 
 
+def _columns(frame: pd.DataFrame):
+    return (
+        frame["user"].to_numpy(np.int64),
+        frame["item"].to_numpy(np.int64),
+        frame["rating"].to_numpy(np.float64),
+    )
+
+
 def load_ml100k_fold(data_dir: Path, fold: int) -> Split:
-    """Official split ``u{fold}.base`` / ``u{fold}.test`` of MovieLens 100K."""
-    folder = Path(data_dir) / "ml-100k"
+    """Official split ``u{fold}`` of MovieLens 100K (``skmf.datasets``)."""
+    from skmf.datasets import load_movielens_split
 
-    def read(path):
-        df = pd.read_csv(path, sep="\t", header=None, usecols=[0, 1, 2])
-        return df[0].to_numpy(np.int64), df[1].to_numpy(np.int64), df[2].to_numpy(float)
-
-    tu, ti, tr = read(folder / f"u{fold}.base")
-    qu, qi, qr = read(folder / f"u{fold}.test")
-    return Split(f"ml-100k u{fold}", tu, ti, tr, qu, qi, qr)
+    train, test = load_movielens_split(f"u{fold}", data_home=data_dir)
+    return Split(f"ml-100k u{fold}", *_columns(train), *_columns(test))
 
 
 def load_ml1m(data_dir: Path):
     """All 1,000,209 MovieLens 1M ratings as (users, items, ratings)."""
-    path = Path(data_dir) / "ml-1m" / "ratings_no_timestamp.dat.gz"
-    df = pd.read_csv(path, sep=":", header=None, usecols=[0, 2, 4])
-    return (
-        df[0].to_numpy(np.int64),
-        df[2].to_numpy(np.int64),
-        df[4].to_numpy(np.float64),
-    )
+    from skmf.datasets import load_movielens
+
+    return _columns(load_movielens("1m", data_home=data_dir))
 
 
 def make_synthetic(n_users, n_items, n_ratings, seed=0):

@@ -92,7 +92,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--dataset", choices=["ml-100k", "ml-1m", "both"], default="both"
     )
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding ml-100k/ and ml-1m/ (default: $SKMF_DATA, else "
+        "~/skmf_data; downloaded there when absent)",
+    )
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
     data_dir = args.data_dir or default_data_dir()

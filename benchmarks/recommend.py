@@ -81,13 +81,20 @@ def numpy_top_n(model, seen, n):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-1m", choices=["ml-100k", "ml-1m"])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding ml-100k/ and ml-1m/ (default: $SKMF_DATA, else "
+        "~/skmf_data; downloaded there when absent)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    split = next(load_splits(args.dataset, args.data_dir, folds=1))
+    data_dir = args.data_dir or default_data_dir()
+    split = next(load_splits(args.dataset, data_dir, folds=1))
     X = np.column_stack([split.train_u, split.train_i])
     y = split.train_r.astype(np.float64)
     model = MFRegressor(device=args.device, random_state=0)

@@ -106,7 +106,8 @@ def parse_args(argv=None):
         "--data-dir",
         type=Path,
         default=None,
-        help="default: $SKMF_DATA_DIR or <repo>/../shared/data",
+        help="folder holding ml-100k/ and ml-1m/ (default: $SKMF_DATA, else "
+        "~/skmf_data; downloaded there when absent)",
     )
     p.add_argument(
         "--output",

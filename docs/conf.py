@@ -1,8 +1,11 @@
 """Sphinx configuration of the skmf documentation.
 
-Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``. No
+Build with ``pip install -e ".[docs]"``, then
+``python -m sphinx -W --keep-going -b html docs docs/_build/html``. No
 extension needs the network: intersphinx is off and the gallery examples read
-MovieLens only from a local copy (or fall back to synthetic data).
+MovieLens 100K only from a local copy in the data home of
+:mod:`skmf.datasets` (``SKMF_DATA``, else ``~/skmf_data``), and fall back to
+synthetic data without it.
 """
 
 import os
@@ -11,12 +14,6 @@ from pathlib import Path
 
 DOCS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS_DIR / "sphinxext"))
-
-# The examples find MovieLens offline in the project's shared data folder
-# (``ml-100k/`` under the data home), unless SKMF_DATA says otherwise.
-_SHARED_DATA = DOCS_DIR / ".." / ".." / "shared" / "data"
-if not os.environ.get("SKMF_DATA") and _SHARED_DATA.is_dir():
-    os.environ["SKMF_DATA"] = str(_SHARED_DATA.resolve())
 
 import torch  # noqa: E402
 

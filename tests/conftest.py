@@ -1,31 +1,80 @@
-"""Shared fixtures: the MovieLens folder and a small synthetic data set."""
+"""Shared fixtures: the MovieLens data, no downloads, quiet short fits, small data.
 
-import os
+The MovieLens tests read the data through :mod:`skmf.datasets` from the data
+home, ``SKMF_DATA`` (else ``~/skmf_data``), as it is when the tests start, and
+skip, saying what is missing, without it.
+"""
+
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
-from skmf.datasets import make_ratings
+from skmf.datasets import _movielens, get_data_home, make_ratings
 
-REPO = Path(__file__).resolve().parents[1]
+#: The data home when the tests start. Read once, here: the ``no_download``
+#: fixture points ``SKMF_DATA`` to an empty folder during a test.
+DATA_HOME = Path(get_data_home())
 
 
-def shared_data_dir() -> Path:
-    """The shared MovieLens folder: $SKMF_TEST_DATA, else ../shared/data."""
-    env = os.environ.get("SKMF_TEST_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+def _require_movielens(variant: str, groups) -> Path:
+    """DATA_HOME if it holds the files ``groups`` of ``variant``, else skip."""
+    spec = _movielens._VARIANTS[variant]
+    try:
+        source, _ = _movielens._find_source(
+            spec, DATA_HOME, groups, False, f"{spec.title} data"
+        )
+    except OSError:
+        pytest.skip(
+            f"{spec.title} not found in the data home {DATA_HOME}: no complete "
+            f"{spec.folder}/ or {spec.archive} there; set SKMF_DATA to the folder "
+            "that holds it"
+        )
+    source.close()
+    return DATA_HOME
 
 
 @pytest.fixture(scope="session")
 def movielens_dir():
-    path = shared_data_dir()
-    if not (path / "ml-100k" / "u1.base").is_file():
-        pytest.skip(
-            f"MovieLens data not found at {path}; set SKMF_TEST_DATA to the folder "
-            "that holds ml-100k/ and ml-1m/ to run the accuracy tests."
-        )
-    return path
+    """The data home, if it holds MovieLens 100K and its splits u1-u5; else skip."""
+    splits = [(f"u{k}.{part}",) for k in range(1, 6) for part in ("base", "test")]
+    return _require_movielens("100k", [("u.data",), ("u.item",), *splits])
+
+
+@pytest.fixture(scope="session")
+def movielens_1m_dir():
+    """The data home, if it holds the MovieLens 1M ratings and movies; else skip."""
+    spec = _movielens._VARIANTS["1m"]
+    return _require_movielens("1m", [spec.ratings, (spec.items,)])
+
+
+@pytest.fixture
+def no_download(monkeypatch, tmp_path):
+    """Fail on any download; point ``SKMF_DATA`` to an empty folder.
+
+    Not autouse: a test module opts in with
+    ``pytestmark = pytest.mark.usefixtures("no_download")``.
+    """
+
+    def download(url, path):
+        pytest.fail(f"a test tried to download {url}")
+
+    monkeypatch.setattr(_movielens, "_download", download)
+    monkeypatch.setenv("SKMF_DATA", str(tmp_path / "empty_home"))
+
+
+@pytest.fixture
+def quiet_short_fits():
+    """Silence ConvergenceWarning: short test fits stop at max_iter on purpose.
+
+    Not autouse: a test module opts in with
+    ``pytestmark = pytest.mark.usefixtures("quiet_short_fits")``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Tests of the MovieLens loaders (skmf.datasets._movielens).
 
-The totals are those of the shared data's README; tests that need it skip when it
-is absent. Nothing is ever downloaded: ``_download`` is replaced in every test.
+The expected totals are those of the full data sets; the tests that read the data
+from the data home (``SKMF_DATA``) skip when it is absent. Nothing is ever
+downloaded: the ``no_download`` fixture replaces ``_download`` in every test.
 """
 
 import dataclasses
@@ -9,7 +10,6 @@ import gc
 import gzip
 import hashlib
 import io
-import os
 import sys
 import urllib.error
 import warnings
@@ -32,46 +32,7 @@ ML100K_COUNTS = {1.0: 6_110, 2.0: 11_370, 3.0: 27_145, 4.0: 34_174, 5.0: 21_201}
 ML1M_COUNTS = {1.0: 56_174, 2.0: 107_557, 3.0: 261_197, 4.0: 348_971, 5.0: 226_310}
 COLUMNS = ["user", "item", "rating", "timestamp"]
 
-
-def shared_data_dir() -> Path:
-    """$SKMF_TEST_DATA, else the shared folder next to the repository."""
-    env = os.environ.get("SKMF_TEST_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _require(*parts) -> Path:
-    home = shared_data_dir()
-    if not (home.joinpath(*parts)).is_file():
-        pytest.skip(
-            f"MovieLens data not found at {home} (no {'/'.join(parts)}); set "
-            "SKMF_TEST_DATA to the folder holding ml-100k/ and ml-1m/"
-        )
-    return home
-
-
-@pytest.fixture(scope="module")
-def ml100k_home():
-    return _require("ml-100k", "u.data")
-
-
-@pytest.fixture(scope="module")
-def ml1m_home():
-    home = _require("ml-1m", "movies.dat")
-    ml1m = home / "ml-1m"
-    if not any((ml1m / name).is_file() for name in _movielens._VARIANTS["1m"].ratings):
-        pytest.skip(f"MovieLens 1M ratings not found in {ml1m}; set SKMF_TEST_DATA")
-    return home
-
-
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch, tmp_path):
-    """Fail on any download; point SKMF_DATA to an empty folder."""
-
-    def download(url, path):
-        pytest.fail(f"a test tried to download {url}")
-
-    monkeypatch.setattr(_movielens, "_download", download)
-    monkeypatch.setenv("SKMF_DATA", str(tmp_path / "empty_home"))
+pytestmark = pytest.mark.usefixtures("no_download")
 
 
 def _build_zip(path: Path, files: dict, folder: str) -> Path:
@@ -97,8 +58,8 @@ ML100K_FILES = {
 
 # ------------------------------------------------------------ shared data
 @pytest.mark.movielens
-def test_load_100k_totals(ml100k_home):
-    ratings = load_movielens("100k", data_home=ml100k_home, download_if_missing=False)
+def test_load_100k_totals(movielens_dir):
+    ratings = load_movielens("100k", data_home=movielens_dir, download_if_missing=False)
     assert ratings.columns.tolist() == COLUMNS
     assert ratings.shape == (100_000, 4)
     assert ratings["user"].nunique() == 943
@@ -115,9 +76,12 @@ def test_load_100k_totals(ml100k_home):
 
 
 @pytest.mark.movielens
-def test_load_100k_items(ml100k_home):
+def test_load_100k_items(movielens_dir):
     ratings, items = load_movielens(
-        "100k", data_home=str(ml100k_home), download_if_missing=False, return_items=True
+        "100k",
+        data_home=str(movielens_dir),
+        download_if_missing=False,
+        return_items=True,
     )
     assert len(ratings) == 100_000
     assert items.shape[0] == 1_682
@@ -130,9 +94,9 @@ def test_load_100k_items(ml100k_home):
 
 
 @pytest.mark.movielens
-def test_load_1m_without_timestamps(ml1m_home):
+def test_load_1m_without_timestamps(movielens_1m_dir):
     ratings, items = load_movielens(
-        "1m", data_home=ml1m_home, download_if_missing=False, return_items=True
+        "1m", data_home=movielens_1m_dir, download_if_missing=False, return_items=True
     )
     assert ratings.columns.tolist() == COLUMNS
     assert ratings.shape == (1_000_209, 4)
@@ -140,7 +104,7 @@ def test_load_1m_without_timestamps(ml1m_home):
     assert ratings["item"].nunique() == 3_706
     assert ratings["rating"].value_counts().to_dict() == ML1M_COUNTS
     assert ratings["timestamp"].dtype == "Int64"
-    if not (ml1m_home / "ml-1m" / "ratings.dat").is_file():
+    if not (movielens_1m_dir / "ml-1m" / "ratings.dat").is_file():
         assert ratings["timestamp"].isna().all()
     assert items.shape[0] == 3_883
     assert items.loc[1, "title"] == "Toy Story (1995)"
@@ -150,15 +114,15 @@ def test_load_1m_without_timestamps(ml1m_home):
 
 
 @pytest.mark.movielens
-def test_official_splits(ml100k_home):
+def test_official_splits(movielens_dir):
     def key(frame):
         return frame.sort_values(COLUMNS).reset_index(drop=True)
 
-    full = key(load_movielens("100k", data_home=ml100k_home))
+    full = key(load_movielens("100k", data_home=movielens_dir))
     tests = []
     for split in ["u1", "u2", "u3", "u4", "u5"]:
         train, test = load_movielens_split(
-            split, data_home=ml100k_home, download_if_missing=False
+            split, data_home=movielens_dir, download_if_missing=False
         )
         assert train.columns.tolist() == test.columns.tolist() == COLUMNS
         assert (len(train), len(test)) == (80_000, 20_000)
@@ -170,11 +134,11 @@ def test_official_splits(ml100k_home):
 
 
 @pytest.mark.movielens
-def test_missing_split_names_the_files(ml100k_home):
-    if (ml100k_home / "ml-100k" / "ua.base").is_file():
+def test_missing_split_names_the_files(movielens_dir):
+    if (movielens_dir / "ml-100k" / "ua.base").is_file():
         pytest.skip("this copy of ML-100K has the ua split")
     with pytest.raises(FileNotFoundError, match=r"lacks ua\.base, ua\.test"):
-        load_movielens_split("ua", data_home=ml100k_home, download_if_missing=False)
+        load_movielens_split("ua", data_home=movielens_dir, download_if_missing=False)
 
 
 # ------------------------------------------------------------- local copies
