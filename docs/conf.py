@@ -32,6 +32,60 @@ import skmf_docs  # noqa: E402
 
 skmf_docs.generate()
 
+
+def _result_tables() -> None:
+    """The tables of the accuracy and benchmarks pages, each page its subject.
+
+    From the JSON files of ``docs/benchmarks_results/``: ``accuracy.rst`` gets
+    the test RMSE (``rmse_tables.rst``: ``benchmarks/accuracy.py`` and the RMSE
+    of the side-by-side runs of ``benchmarks/run.py``), ``benchmarks.rst`` the
+    times and memory (``speed_tables.rst``: the side-by-side runs without their
+    RMSE, prediction, serving and scaling runs).
+    """
+    rmse, speed = [], []
+    no_rmse = {"rmse", "d_rmse", "rmse_per_fold"}
+    speed_columns = [c for c in skmf_docs.TIMING_COLUMNS if c[0] not in no_rmse]
+    rmse_columns = [c for c in skmf_docs.ACCURACY_COLUMNS if c[0] != "fit_s"]
+    results = skmf_docs.RESULTS_DIR
+    entries = skmf_docs.load_results(results) if results.is_dir() else []
+    for name, data in entries:
+        header = data.get("header", {}) if isinstance(data, dict) else {}
+        where = f"{header.get('dataset', name)} on {header.get('device', '?')}"
+        if name.startswith("accuracy-"):  # benchmarks/accuracy.py
+            title = f"skmf's settings and recipes, {where}"
+            rmse.append((name, data, title, skmf_docs.ACCURACY_COLUMNS))
+        elif (
+            isinstance(data, dict)
+            and "dataset" in header
+            and not name.startswith("recommend-")
+        ):  # benchmarks/run.py: peers side by side
+            rmse.append((name, data, f"skmf and its peers, {where}", rmse_columns))
+            title = f"fit and predict time of skmf and its peers, {where}"
+            speed.append((name, data, title, speed_columns))
+        else:  # prediction, serving, scaling (or a file that cannot be read)
+            speed.append((name, data, None, skmf_docs.TIMING_COLUMNS))
+
+    def render(items) -> str:
+        parts = []
+        for name, data, title, columns in items:
+            text = skmf_docs.render_results([(name, data)], columns)
+            if title is not None and text:
+                text = skmf_docs.section(title, "-") + text.split("\n", 2)[2].lstrip(
+                    "\n"
+                )
+            parts.append(text)
+        return "".join(parts) or (
+            ".. note::\n\n   No result files in ``docs/benchmarks_results/`` when "
+            "these pages were built:\n   the tables are pending.\n"
+        )
+
+    out = skmf_docs.GENERATED_DIR
+    skmf_docs._write_if_changed(out / "rmse_tables.rst", render(rmse))
+    skmf_docs._write_if_changed(out / "speed_tables.rst", render(speed))
+
+
+_result_tables()
+
 # -- Project -----------------------------------------------------------------
 project = "skmf"
 author = "skmf developers"
