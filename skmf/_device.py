@@ -7,16 +7,61 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["available_devices", "resolve_device", "resolve_dtype", "torch_threads"]
+__all__ = [
+    "DEVICE_TYPES",
+    "DTYPE_TYPES",
+    "available_devices",
+    "numpy_dtype",
+    "resolve_device",
+    "resolve_dtype",
+    "serving_device",
+    "to_numpy",
+    "to_tensor",
+    "torch_dtype",
+    "torch_threads",
+]
 
+#: Types accepted by the ``device`` and ``dtype`` parameters (their constraints).
+DEVICE_TYPES = [str, torch.device]
+DTYPE_TYPES = [str, type, np.dtype, torch.dtype]
+
+#: The floating dtypes of the computation, by name.
 _DTYPES = {
     "float32": torch.float32,
     "float64": torch.float64,
 }
+
+
+def torch_dtype(np_dtype) -> torch.dtype:
+    """The torch floating dtype of a NumPy one (float64 -> float64, else float32)."""
+    return torch.float64 if np.dtype(np_dtype) == np.float64 else torch.float32
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The NumPy dtype of a torch floating dtype."""
+    return np.dtype(np.float64 if dtype == torch.float64 else np.float32)
+
+
+def to_tensor(array, device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``array`` as a tensor on ``device`` (read-only arrays are copied first)."""
+    array = np.asarray(array)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.as_tensor(array, dtype=dtype, device=device)
+
+
+def to_numpy(tensor: torch.Tensor, dtype=None) -> np.ndarray:
+    """A NumPy copy of ``tensor`` on the CPU (in ``dtype`` if given).
+
+    The conversion happens on the CPU: MPS has no float64.
+    """
+    out = tensor.detach().to("cpu").numpy()
+    return out.astype(out.dtype if dtype is None else dtype, copy=True)
 
 
 def available_devices() -> list[str]:
@@ -84,6 +129,28 @@ def resolve_device(device) -> torch.device:
         f"device={device!r} is not supported: use 'cpu', 'cuda', 'cuda:N', 'mps' or "
         f"'auto'. Available devices: {', '.join(available_devices())}."
     )
+
+
+def serving_device(device) -> torch.device:
+    """The device to serve a fitted model on: ``device``, else the CPU.
+
+    A model fitted on a GPU and loaded on a machine without one still serves:
+    when ``device`` names an accelerator that is not available here, this
+    warns once per call and returns the CPU. A malformed name still raises.
+    """
+    try:
+        return resolve_device(device)
+    except ValueError as exc:
+        if "not available" not in str(exc) and "CUDA device(s)" not in str(exc):
+            raise
+        warnings.warn(
+            f"This model's device={device!r} is not available on this machine; "
+            "serving on the CPU instead. Call set_params(device='cpu') (or "
+            "device='auto') to choose the device and silence this warning.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
 
 
 def resolve_dtype(dtype, device: torch.device) -> torch.dtype:

@@ -2,49 +2,43 @@
 
 from __future__ import annotations
 
-import math
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
-from skmf._data import encode_ids, extend_ids, factorize_ids, parse_ratings
-from skmf._device import resolve_device, resolve_dtype, torch_threads
+from skmf._data import (
+    RatingData,
+    encode_ids,
+    extend_ids,
+    factorize_ids,
+    parse_ratings,
+)
+from skmf._device import (
+    DEVICE_TYPES,
+    DTYPE_TYPES,
+    serving_device,
+    torch_threads,
+)
 from skmf._recommend import (
-    add_pairs,
-    fold_in,
+    add_rated,
     gather_exclusions,
-    seen_matrix,
-    sgd_pass,
+    predict_codes,
+    rated_pairs,
     similar_rows,
     top_k,
 )
-from skmf._solvers import (
-    SOLVERS,
-    Factors,
-    Penalty,
-    Ratings,
-    group_ratings,
-    run_fit_loop,
-    spectral_factors,
-)
+from skmf._solvers import SOLVERS, Model, Settings, fit_model, fold_in
 
 __all__ = ["MFRegressor"]
-
-#: learning rates used when ``learning_rate="auto"``.
-DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.005}
-
-# Ratings per chunk in predict (bounds temporary memory).
-_PREDICT_CHUNK = 1 << 15
 
 
 class MFRegressor(RegressorMixin, BaseEstimator):
@@ -181,6 +175,13 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         fit instead of a new initialization: users and items not seen before
         are appended, and those without ratings in the new data keep what
         they had. ``n_components`` must stay the same.
+
+    keep_rated_pairs : bool, default=True
+        Whether the fitted model keeps the (user, item) pairs it was trained
+        on (4 bytes per rating), so that :meth:`recommend` can leave out what
+        each user already rated. With False the model holds its parameters
+        only; :meth:`recommend` then takes the pairs to leave out from its
+        ``exclude`` argument.
 
     Attributes
     ----------
@@ -358,12 +359,13 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         "init": [StrOptions({"svd", "random"})],
         "init_std": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "clip": ["boolean"],
-        "device": [str, torch.device],
-        "dtype": [str, type, np.dtype, torch.dtype],
+        "device": DEVICE_TYPES,
+        "dtype": DTYPE_TYPES,
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "keep_rated_pairs": ["boolean"],
     }
 
     def __init__(
@@ -391,6 +393,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        keep_rated_pairs=True,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -414,6 +417,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.keep_rated_pairs = keep_rated_pairs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -453,235 +457,101 @@ or sparse matrix of shape (n_users, n_items)
         self : MFRegressor
             The fitted model.
         """
-        device = resolve_device(self.device)
-        dtype = resolve_dtype(self.dtype, device)
-        data = parse_ratings(X, y, sample_weight, need_ratings=True, caller="fit")
-        users, items, ratings, weights = (
-            data.users,
-            data.items,
-            data.ratings,
-            data.weights,
-        )
-        if weights is not None:
-            keep = weights > 0
-            if not keep.any():
-                raise ValueError(
-                    "All sample weights are zero: there is no rating left to fit. "
-                    "Give at least one rating a positive weight."
-                )
-            if not keep.all():
-                users, items = users[keep], items[keep]
-                ratings, weights = ratings[keep], weights[keep]
-            if np.all(weights == 1.0):
-                weights = None
-        warm = self.warm_start and hasattr(self, "user_factors_")
-        if warm and self.user_factors_.shape[1] != self.n_components:
-            raise ValueError(
-                f"warm_start=True continues from the factors of the previous fit, "
-                f"which has n_components={self.user_factors_.shape[1]}, but "
-                f"n_components={self.n_components} now. Set warm_start=False to "
-                "start anew, or keep n_components."
+        settings, record = self._fit(X, y, sample_weight)
+        if not record.converged:
+            warnings.warn(
+                f"MFRegressor ({settings.solver!r}) reached max_iter="
+                f"{settings.max_iter} before the objective converged (tol="
+                f"{settings.stopping_tolerance:g}). Increase 'max_iter', raise 'tol', "
+                "or use early_stopping=True.",
+                ConvergenceWarning,
+                stacklevel=3,  # fit <- scikit-learn's _fit_context <- the caller
             )
+        return self
+
+    def _fit(self, X, y, sample_weight, **overrides):
+        """Fit with some parameters replaced by ``overrides``.
+
+        Returns the settings used and the fit record.
+        """
+        data = _positive_ratings(
+            parse_ratings(X, y, sample_weight, need_ratings=True, caller="fit"), "fit"
+        )
+        users, items, ratings, weights = (
+            data.users, data.items, data.ratings, data.weights,
+        )  # fmt: skip
+        warm = self.warm_start and hasattr(self, "user_factors_")
         if warm:
+            self._check_n_components("warm_start=True", "fit")
             user_ids = extend_ids(self.users_, users)
             item_ids = extend_ids(self.items_, items)
             u_codes, i_codes = encode_ids(users, user_ids), encode_ids(items, item_ids)
         else:
             u_codes, user_ids = factorize_ids(users)
             i_codes, item_ids = factorize_ids(items)
+        settings = Settings.from_params(self.get_params(deep=False), **overrides)
+        self._check_params(settings, len(ratings))
         rng = check_random_state(self.random_state)
-        self._check_params(len(ratings))
-        self._check_values(ratings, weights, dtype)
-
+        shape = (len(user_ids), len(item_ids))
         with torch_threads(self.n_jobs):
-            self._fit_tensors(
-                u_codes, i_codes, ratings, weights, user_ids, item_ids, rng,
-                device, dtype, warm,
+            model, record = fit_model(
+                u_codes, i_codes, ratings, weights, shape, settings,
+                random_state=rng, start=self._model() if warm else None,
             )  # fmt: skip
+        self._set_model(model)
+        self.n_iter_ = record.n_iter
+        self.loss_curve_ = record.loss_curve
+        self.validation_scores_ = record.validation_scores
+        self.best_iteration_ = record.best_iteration
         self.users_, self.items_ = user_ids, item_ids
         self.n_features_in_ = data.n_columns
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-        # The rated pairs, for recommend(exclude_seen=True) and partial_fit: kept
-        # as compact codes, made a CSR matrix on first use (saves fit ~30 ms on
-        # 1M ratings).
-        self._seen = None
-        self._seen_codes = (u_codes.astype(np.int32), i_codes.astype(np.int32))
-        self._user_n = np.bincount(
-            u_codes, weights=weights, minlength=len(user_ids)
-        ).astype(np.float64)
-        self._item_n = np.bincount(
-            i_codes, weights=weights, minlength=len(item_ids)
-        ).astype(np.float64)
-        return self
+        self._rated = (
+            rated_pairs(u_codes, i_codes, *shape) if self.keep_rated_pairs else None
+        )
+        self._user_n = _counts(u_codes, weights, shape[0])
+        self._item_n = _counts(i_codes, weights, shape[1])
+        return settings, record
 
-    def _tol(self) -> float:
-        """The stopping tolerance, with "auto" resolved (see ``tol``)."""
-        if self.tol != "auto":
-            return float(self.tol)
-        return 1e-2 if self.solver == "als" and not self.early_stopping else 1e-3
+    def _model(self) -> Model:
+        """The fitted parameters, as the solvers take them."""
+        return Model(
+            self.user_factors_, self.item_factors_, self.user_bias_,
+            self.item_bias_, self.intercept_,
+        )  # fmt: skip
 
-    def _check_values(self, ratings, weights, dtype):
-        """Ratings and weights must fit the computation's dtype."""
-        if dtype != torch.float32:
-            return
-        big = 1e18  # squares and products of these stay finite in float32
-        if np.abs(ratings).max() > big or (weights is not None and weights.max() > big):
+    def _set_model(self, model: Model) -> None:
+        self.user_factors_ = model.user_factors
+        self.item_factors_ = model.item_factors
+        self.user_bias_ = model.user_bias
+        self.item_bias_ = model.item_bias
+        self.intercept_ = model.intercept
+
+    def _check_n_components(self, what: str, caller: str) -> None:
+        """``n_components`` must be that of the fitted factors to continue."""
+        fitted = self.user_factors_.shape[1]
+        if fitted != self.n_components:
             raise ValueError(
-                f"Ratings or sample weights above {big:g} in absolute value "
-                "overflow the float32 computation. Use dtype='float64', or rescale "
-                "the ratings and weights."
-            )
-        if weights is not None and weights[weights > 0].min() < 1e-30:
-            raise ValueError(
-                "Sample weights below 1e-30 underflow the float32 computation. "
-                "Use dtype='float64', or rescale the weights."
+                f"{what} continues from the factors of the previous fit, which "
+                f"has n_components={fitted}, but n_components={self.n_components} "
+                f"now. Keep n_components={fitted}, or call fit with "
+                "warm_start=False to start anew."
             )
 
-    def _check_params(self, n_ratings):
-        if self.early_stopping and self.solver == "gibbs":
+    @staticmethod
+    def _check_params(settings: Settings, n_ratings: int) -> None:
+        if settings.early_stopping and settings.solver == "gibbs":
             raise ValueError(
                 "early_stopping=True is not available with solver='gibbs': the "
                 "sampler runs max_iter sweeps and averages the samples. Set "
                 "early_stopping=False, and choose max_iter (e.g. 100 to 200) by "
                 "cross-validation if needed."
             )
-        if self.early_stopping and n_ratings < 2:
+        if settings.early_stopping and n_ratings < 2:
             raise ValueError(
                 "early_stopping=True needs at least 2 ratings to hold out a "
                 f"validation set; got {n_ratings}. Set early_stopping=False."
             )
-
-    def _fit_tensors(
-        self, u_codes, i_codes, ratings, weights, user_ids, item_ids, rng,
-        device, dtype, warm,
-    ):  # fmt: skip
-        n_users, n_items, k = len(user_ids), len(item_ids), self.n_components
-        np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-
-        # Held-out ratings for early stopping.
-        train_idx = val_idx = None
-        if self.early_stopping:
-            n_val = max(1, int(round(self.validation_fraction * len(ratings))))
-            if n_val >= len(ratings):
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no "
-                    f"training rating out of {len(ratings)}; lower it."
-                )
-            perm = rng.permutation(len(ratings))
-            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-
-        def to_ratings(index):
-            sel = slice(None) if index is None else index
-            w = None if weights is None else weights[sel]
-            return Ratings(
-                _tensor(u_codes[sel], None, device),
-                _tensor(i_codes[sel], None, device),
-                _tensor(ratings[sel], dtype, device),
-                None if w is None else _tensor(w, dtype, device),
-                n_users,
-                n_items,
-            )
-
-        train = to_ratings(train_idx)
-        validation = to_ratings(val_idx) if self.early_stopping else None
-
-        # Initialization (on the CPU generator, so every device agrees).
-        train_w = ratings if train_idx is None else ratings[train_idx]
-        tw = None if weights is None else weights[slice(None) if train_idx is None
-                                                  else train_idx]  # fmt: skip
-        mean = float(np.average(train_w, weights=tw)) if self.fit_intercept else 0.0
-        std = float(np.sqrt(np.average((train_w - mean) ** 2, weights=tw)))
-        if self.init_std == "auto":
-            init_std = math.sqrt(0.1 * max(std, 1e-3) / math.sqrt(k))
-        else:
-            init_std = float(self.init_std)
-        cpu = {"dtype": dtype, "device": "cpu"}  # moved to `device` below
-        P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
-        Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
-        bu = torch.zeros(n_users, **cpu)
-        bi = torch.zeros(n_items, **cpu)
-        mu = torch.tensor(mean, **cpu)
-        # Rows of a previous fit come first (warm start), then the new ones.
-        n_u0, n_i0 = (len(self.users_), len(self.items_)) if warm else (0, 0)
-        if warm:
-            P[:n_u0] = torch.as_tensor(self.user_factors_, **cpu)
-            Q[:n_i0] = torch.as_tensor(self.item_factors_, **cpu)
-            bu[:n_u0] = torch.as_tensor(self.user_bias_, **cpu)
-            bi[:n_i0] = torch.as_tensor(self.item_bias_, **cpu)
-            if self.fit_intercept:
-                mu.fill_(self.intercept_)
-        F = Factors(P.to(device), Q.to(device), bu.to(device), bi.to(device),
-                    mu.to(device))  # fmt: skip
-
-        alpha_bias = self.alpha if self.alpha_bias is None else self.alpha_bias
-        penalty = Penalty.build(train, self.alpha, alpha_bias, self.alpha_scaling)
-        step_cls = SOLVERS[self.solver]
-        if self.solver == "als":
-            step = step_cls(F, train, penalty, fit_intercept=self.fit_intercept)
-            groups = (step.by_user, step.by_item)
-        else:
-            groups = None
-        if self.init == "svd" and not warm:
-            if groups is None:
-                groups = group_ratings(train, penalty, k)
-            P0, Q0, r = spectral_factors(*groups, mean, k, generator)
-            F.P[:, :r], F.Q[:, :r] = P0, Q0
-        del groups
-        # New rows without training ratings (held out by early stopping) start
-        # at 0; rows of a previous fit (warm start) keep their factors.
-        wu, wi = train.row_weights()
-        F.P[n_u0:][wu[n_u0:] == 0] = 0
-        F.Q[n_i0:][wi[n_i0:] == 0] = 0
-        if self.solver == "gibbs":
-            step = step_cls(
-                F, train, penalty, fit_intercept=self.fit_intercept,
-                max_iter=self.max_iter, random_state=rng,
-            )  # fmt: skip
-        elif self.solver != "als":
-            lr = self.learning_rate
-            if lr == "auto":
-                lr = DEFAULT_LEARNING_RATES[self.solver]
-            batch = self.batch_size
-            if batch == "auto":
-                batch = int(np.clip(len(train) // 100, 1024, 65536))
-            step = step_cls(
-                F, train, penalty, learning_rate=lr, batch_size=batch,
-                fit_intercept=self.fit_intercept, generator=generator,
-            )  # fmt: skip
-        progress = None
-        if self.verbose:
-            progress = tqdm(total=self.max_iter, desc=f"MFRegressor[{self.solver}]")
-        try:
-            result = run_fit_loop(
-                step, F, train, penalty,
-                max_iter=self.max_iter, tol=self._tol(),
-                n_iter_no_change=self.n_iter_no_change, validation=validation,
-                solver_name=self.solver, progress=progress,
-                sampling=self.solver == "gibbs",
-            )  # fmt: skip
-            if self.solver == "gibbs":
-                step.finish()
-        finally:
-            if progress is not None:
-                # Stopped before max_iter: end the bar at the iterations run.
-                progress.total = progress.n
-                progress.close()
-            if hasattr(step, "close"):
-                step.close()
-
-        def to_numpy(t):
-            return t.detach().to("cpu").numpy().astype(np_dtype, copy=True)
-
-        self.user_factors_ = to_numpy(F.P)
-        self.item_factors_ = to_numpy(F.Q)
-        self.user_bias_ = to_numpy(F.bu)
-        self.item_bias_ = to_numpy(F.bi)
-        self.intercept_ = float(F.mu)
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores
-        self.best_iteration_ = result.best_iteration
 
     # -------------------------------------------------------------- predict
     def predict(self, X):
@@ -708,7 +578,7 @@ or sparse matrix of shape (n_users, n_items)
         u = encode_ids(users, self.users_)
         i = encode_ids(items, self.items_)
         with torch_threads(self.n_jobs):
-            pred = _predict_codes(
+            pred = predict_codes(
                 u, i, self.user_factors_, self.item_factors_, self.user_bias_,
                 self.item_bias_, self.intercept_,
             )  # fmt: skip
@@ -742,7 +612,9 @@ or sparse matrix of shape (n_users, n_items)
         return float(r2_score(data.ratings, pred, sample_weight=data.weights))
 
     # ------------------------------------------------------------ recommend
-    def recommend(self, users, n=10, *, exclude_seen=True, items=None, ratings=None):
+    def recommend(
+        self, users, n=10, *, exclude_seen=True, items=None, ratings=None, exclude=None
+    ):
         """Recommend to each user the items of highest predicted rating.
 
         The score of item ``i`` for user ``u`` is the predicted rating
@@ -765,7 +637,10 @@ or sparse matrix of shape (n_users, n_items)
         exclude_seen : bool, default=True
             Whether to leave out the items each user rated in the training
             data (the ratings of the last :meth:`fit` and of the later
-            :meth:`partial_fit` calls) and in ``ratings``.
+            :meth:`partial_fit` calls) and in ``ratings``. A model fitted
+            with ``keep_rated_pairs=False`` does not know the training pairs:
+            it then leaves out the pairs of ``exclude`` and ``ratings``, and
+            needs one of them.
 
         items : array-like of shape (n_candidates,), default=None
             The candidate items (duplicates are ignored). None: every item of
@@ -785,6 +660,12 @@ default=None
             factors learned in :meth:`fit`; ratings of items unknown to the
             model are ignored. The model itself is not changed; use
             :meth:`partial_fit` to keep new users.
+
+        exclude : array-like of shape (n_pairs, 2), DataFrame, or sparse \
+matrix, default=None
+            (user, item) pairs to leave out, in any form :meth:`predict`
+            accepts, in addition to the training pairs (with
+            ``exclude_seen=True``); pairs of other users are ignored.
 
         Returns
         -------
@@ -836,6 +717,12 @@ default=None
         """
         check_is_fitted(self)
         n = _check_top_n(n, "recommend")
+        if exclude_seen and self._rated is None and exclude is None and not ratings:
+            raise ValueError(
+                "This model was fitted with keep_rated_pairs=False, so it does not "
+                "know which items each user rated. Pass the (user, item) pairs to "
+                "leave out as exclude=..., or set exclude_seen=False."
+            )
         single = np.ndim(users) == 0
         user_ids = _id_array([users] if single else users, "users")
         m = len(user_ids)
@@ -870,8 +757,15 @@ default=None
         if isinstance(ratings, dict) and not ratings:
             ratings = None  # no ratings: the user is served as without them
 
-        sources = [(self._seen_matrix(), u)] if exclude_seen else []
-        device = resolve_device(self.device)
+        n_codes = len(self.items_)
+        if unknown_cands is not None:
+            n_codes += len(unknown_cands)
+        sources = []
+        if exclude_seen and self._rated is not None:
+            sources.append((self._rated, len(self.items_), u))
+        if exclude is not None:
+            sources.append(self._exclusions(exclude, user_ids, unknown_cands))
+        device = serving_device(self.device)
         with torch_threads(self.n_jobs):
             if ratings is not None:
                 P_new, b_new, rows, rated = self._fold_in_ratings(
@@ -881,7 +775,7 @@ default=None
                 has = rows >= 0
                 U[has], ub[has] = P_new[rows[has]], b_new[rows[has]]
                 if exclude_seen:
-                    sources.append((rated, rows))
+                    sources.append((rated, n_codes, rows))
             exclude = gather_exclusions(sources, cand_pos, m) if sources else None
             scores, pos = top_k(U, ub, V, vb, n, exclude, device)
         item_ids = _ids_at(cand_ids, pos)
@@ -953,7 +847,7 @@ default=None
             )
         with torch_threads(self.n_jobs):
             sims, pos = similar_rows(
-                self.item_factors_, codes, n, resolve_device(self.device)
+                self.item_factors_, codes, n, serving_device(self.device)
             )
         item_ids = self.items_[pos]
         if single:
@@ -1045,115 +939,75 @@ or sparse matrix of shape (n_users, n_items)
                 "fit."
             )
         if not hasattr(self, "user_factors_"):
-            params = self.get_params(deep=False)
-            first = type(self)(**{**params, "max_iter": 1, "warm_start": False})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                first.fit(X, y, sample_weight)
-            for name, value in vars(first).items():
-                if name not in params:
-                    setattr(self, name, value)
+            self._fit(X, y, sample_weight, max_iter=1)
             return self
-        data = parse_ratings(
-            X, y, sample_weight, need_ratings=True, caller="partial_fit"
+        self._check_n_components("partial_fit", "partial_fit")
+        data = _positive_ratings(
+            parse_ratings(X, y, sample_weight, need_ratings=True, caller="partial_fit"),
+            "partial_fit",
         )
-        users, items, ratings, weights = (
+        users, items, ratings, w = (
             data.users, data.items, data.ratings, data.weights,
         )  # fmt: skip
-        if weights is not None:
-            keep = weights > 0
-            if not keep.any():
-                raise ValueError(
-                    "All sample weights are zero: there is no rating to learn from. "
-                    "Give at least one rating a positive weight."
-                )
-            users, items = users[keep], items[keep]
-            ratings, weights = ratings[keep], weights[keep]
-            if np.all(weights == 1.0):
-                weights = None
-        fitted = self.user_factors_.dtype
-        self._check_values(
-            ratings, weights, torch.float32 if fitted == np.float32 else torch.float64
-        )
-        self._partial_fit_ratings(users, items, ratings, weights)
-        return self
-
-    def _partial_fit_ratings(self, users, items, ratings, weights):
-        n_u0, n_i0 = len(self.users_), len(self.items_)
         user_ids = extend_ids(self.users_, users)
         item_ids = extend_ids(self.items_, items)
         u, i = encode_ids(users, user_ids), encode_ids(items, item_ids)
-        n_u, n_i = len(user_ids), len(item_ids)
-        P, Q = self.user_factors_, self.item_factors_
-        dtype, k = P.dtype, P.shape[1]
-        P = np.concatenate([P, np.zeros((n_u - n_u0, k), dtype=dtype)])
-        Q = np.concatenate([Q, np.zeros((n_i - n_i0, k), dtype=dtype)])
-        bu = np.concatenate([self.user_bias_, np.zeros(n_u - n_u0, dtype=dtype)])
-        bi = np.concatenate([self.item_bias_, np.zeros(n_i - n_i0, dtype=dtype)])
-        mu = self.intercept_
-        alpha_bias = self.alpha if self.alpha_bias is None else self.alpha_bias
-        common = {
-            "alpha": self.alpha, "alpha_bias": alpha_bias,
-            "scaling": self.alpha_scaling, "device": resolve_device(self.device),
-        }  # fmt: skip
-        w = weights
-        new_u, new_i = u >= n_u0, i >= n_i0
+        shape = (len(user_ids), len(item_ids))
+        # Ratings so far per row: those of the previous fits, then these.
+        user_n = _counts(u, w, shape[0])
+        item_n = _counts(i, w, shape[1])
+        user_n[: len(self._user_n)] += self._user_n
+        item_n[: len(self._item_n)] += self._item_n
+        settings = Settings.from_params(
+            self.get_params(deep=False),
+            dtype=self.user_factors_.dtype.name,
+            device=serving_device(self.device),
+        )
         with torch_threads(self.n_jobs):
-            if n_u > n_u0:  # new users, from their ratings of known items
-                s = new_u & ~new_i
-                P[n_u0:], bu[n_u0:] = fold_in(
-                    u[s] - n_u0, i[s], ratings[s], None if w is None else w[s],
-                    n_u - n_u0, Q[:n_i0], bi[:n_i0], mu, **common,
-                )  # fmt: skip
-            if n_i > n_i0:  # new items, from all their ratings
-                s = new_i
-                Q[n_i0:], bi[n_i0:] = fold_in(
-                    i[s] - n_i0, u[s], ratings[s], None if w is None else w[s],
-                    n_i - n_i0, P, bu, mu, **common,
-                )  # fmt: skip
-            # Ratings so far per row, and each rating's share of the penalty.
-            user_n = _pad(self._user_n, n_u)
-            item_n = _pad(self._item_n, n_i)
-            user_n += np.bincount(u, weights=w, minlength=n_u)
-            item_n += np.bincount(i, weights=w, minlength=n_i)
-            lr = self.learning_rate
-            if lr == "auto":
-                lr = DEFAULT_LEARNING_RATES["sgd"]
-            batch = self.batch_size
-            if batch == "auto":
-                batch = int(np.clip(len(ratings) // 100, 1024, 65536))
-            rng = check_random_state(self.random_state)
-            P, Q, bu, bi = sgd_pass(
-                P, Q, bu, bi, mu, u, i, ratings, w,
-                _penalty_share(user_n, self.alpha_scaling),
-                _penalty_share(item_n, self.alpha_scaling),
-                alpha=self.alpha, alpha_bias=alpha_bias, learning_rate=lr,
-                batch_size=batch, seed=int(rng.randint(2**31 - 1)),
-                frozen_users=np.arange(n_u0, n_u), frozen_items=np.arange(n_i0, n_i),
-                device=common["device"],
+            model, _ = fit_model(
+                u, i, ratings, w, shape, settings,
+                random_state=check_random_state(self.random_state),
+                start=self._model(), partial=True, row_counts=(user_n, item_n),
             )  # fmt: skip
-        self._seen = add_pairs(self._seen_matrix(), u, i, (n_u, n_i))
+        self._set_model(model)
+        if self._rated is not None:
+            self._rated = add_rated(self._rated, u, i, *shape)
         self._user_n, self._item_n = user_n, item_n
-        self.user_factors_, self.item_factors_ = P, Q
-        self.user_bias_, self.item_bias_ = bu, bi
         self.users_, self.items_ = user_ids, item_ids
         low, high = self.rating_range_
         self.rating_range_ = (
             min(low, float(ratings.min())),
             max(high, float(ratings.max())),
         )
+        return self
 
     # ------------------------------------------------------ private helpers
-    def _seen_matrix(self):
-        """The (user, item) pairs rated in training, as a boolean CSR matrix.
+    def _exclusions(self, exclude, user_ids, extra_items):
+        """The ``exclude`` pairs of ``recommend`` as an exclusion source."""
+        data = parse_ratings(
+            exclude, None, None, need_ratings=False, caller="recommend"
+        )
+        rows, uniques = factorize_ids(user_ids)
+        cols, n_codes = self._item_codes(data.items, extra_items)
+        pair_rows = encode_ids(data.users, uniques)
+        keep = (pair_rows >= 0) & (cols >= 0)
+        rated = rated_pairs(pair_rows[keep], cols[keep], len(uniques), n_codes)
+        return rated, n_codes, rows
 
-        ``fit`` keeps them as codes; the matrix is built on first use.
+    def _item_codes(self, items, extra_items):
+        """Codes of ``items``: those of ``items_``, then ``len(items_) + j`` for
+        ``extra_items[j]`` (None: no such codes), -1 for other items.
+
+        Returns the codes and the number of codes.
         """
-        if self._seen is None:
-            shape = (len(self.users_), len(self.items_))
-            self._seen = seen_matrix(*self._seen_codes, shape)
-            self._seen_codes = None
-        return self._seen
+        codes = encode_ids(items, self.items_)
+        n_codes = len(self.items_)
+        if extra_items is not None and len(extra_items):
+            extra = encode_ids(items, extra_items)
+            extra = np.where(extra >= 0, n_codes + extra, -1)
+            codes = np.where(codes >= 0, codes, extra)
+            n_codes += len(extra_items)
+        return codes, n_codes
 
     def _fold_in_ratings(self, ratings, single_user, user_ids, device, extra_items):
         """Fold in the users of ``ratings`` (the ``ratings`` of recommend).
@@ -1183,68 +1037,43 @@ or sparse matrix of shape (n_users, n_items)
         rows, uniques = factorize_ids(data.users)
         cols = encode_ids(data.items, self.items_)
         keep = cols >= 0
-        alpha_bias = self.alpha if self.alpha_bias is None else self.alpha_bias
+        settings = Settings.from_params(self.get_params(deep=False))
         P_new, b_new = fold_in(
             rows[keep], cols[keep], data.ratings[keep], None, len(uniques),
             self.item_factors_, self.item_bias_, self.intercept_,
-            alpha=self.alpha, alpha_bias=alpha_bias, scaling=self.alpha_scaling,
-            device=device,
+            alpha=settings.alpha, alpha_bias=settings.bias_penalty,
+            scaling=settings.alpha_scaling, device=device,
         )  # fmt: skip
-        n_items = len(self.items_)
-        if extra_items is not None and len(extra_items):
-            extra = encode_ids(data.items, extra_items)
-            cols = np.where(keep, cols, np.where(extra >= 0, n_items + extra, -1))
-            n_items += len(extra_items)
+        cols, n_codes = self._item_codes(data.items, extra_items)
         seen = cols >= 0
-        rated = seen_matrix(rows[seen], cols[seen], (len(uniques), n_items))
+        rated = rated_pairs(rows[seen], cols[seen], len(uniques), n_codes)
         return P_new, b_new, encode_ids(user_ids, uniques), rated
 
 
-def _tensor(array: np.ndarray, dtype, device) -> torch.Tensor:
-    """A tensor on ``device`` holding ``array`` (read-only arrays are copied)."""
-    if not array.flags.writeable:
-        array = array.copy()
-    return torch.as_tensor(array, dtype=dtype, device=device)
+def _counts(codes: np.ndarray, weights, n: int) -> np.ndarray:
+    """The weighted number of ratings of each of ``n`` rows (float64)."""
+    return np.bincount(codes, weights=weights, minlength=n).astype(np.float64)
 
 
-def _predict_codes(u, i, P, Q, bu, bi, mu) -> np.ndarray:
-    """mu + bu[u] + bi[i] + P[u] . Q[i], with code -1 meaning unknown (zeros).
-
-    Works through the pairs in chunks small enough for the gathered factor
-    rows to stay in the CPU cache (about 10M predictions per second on 2 cores).
-    """
-    out = torch.empty(len(u), dtype=torch.float64, device="cpu")
-    Pt, Qt, but, bit, ut_all, it_all = (
-        _tensor(a, None, "cpu") for a in (P, Q, bu, bi, u, i)
-    )
-    unknown = bool((ut_all < 0).any() or (it_all < 0).any())
-    for s in range(0, len(u), _PREDICT_CHUNK):
-        ut, it = ut_all[s : s + _PREDICT_CHUNK], it_all[s : s + _PREDICT_CHUNK]
-        if unknown:
-            ku, ki = ut >= 0, it >= 0
-            ut, it = ut.clamp_min(0), it.clamp_min(0)
-        pu, qi = Pt.index_select(0, ut), Qt.index_select(0, it)
-        pred = torch.bmm(pu[:, None, :], qi[:, :, None]).view(-1)
-        b_u, b_i = but.index_select(0, ut), bit.index_select(0, it)
-        if unknown:
-            pred.mul_(ku & ki)
-            b_u.mul_(ku)
-            b_i.mul_(ki)
-        out[s : s + _PREDICT_CHUNK] = pred.add_(b_u).add_(b_i).add_(mu)
-    return out.numpy()
-
-
-def _pad(values: np.ndarray, length: int) -> np.ndarray:
-    """``values`` followed by zeros up to ``length`` (a new array)."""
-    out = np.zeros(length, dtype=values.dtype)
-    out[: len(values)] = values
-    return out
-
-
-def _penalty_share(counts: np.ndarray, scaling: str) -> np.ndarray:
-    """c / n per unit of weight: each rating's share of its row's penalty."""
-    c = {"none": np.ones_like, "count": lambda n: n, "sqrt": np.sqrt}[scaling](counts)
-    return np.divide(c, counts, out=np.zeros_like(counts), where=counts > 0)
+def _positive_ratings(data: RatingData, caller: str) -> RatingData:
+    """``data`` without its ratings of weight 0 (weights None if all are 1)."""
+    weights = data.weights
+    if weights is None:
+        return data
+    keep = weights > 0
+    if not keep.any():
+        raise ValueError(
+            f"All sample weights are zero: there is no rating left to {caller}. "
+            "Give at least one rating a positive weight."
+        )
+    if not keep.all():
+        data = replace(
+            data, users=data.users[keep], items=data.items[keep],
+            ratings=data.ratings[keep], weights=weights[keep],
+        )  # fmt: skip
+    if np.all(data.weights == 1.0):
+        data = replace(data, weights=None)
+    return data
 
 
 def _check_top_n(n, caller: str) -> int:

@@ -8,7 +8,7 @@ import torch
 from _reference import predict_np
 
 from skmf import MFRegressor
-from skmf._solvers import SOLVERS, Penalty, Ratings, group_ratings
+from skmf._solvers import Ratings, _engine, group_ratings
 from skmf._solvers._gibbs import A0, B0, BETA0, _sample_hyper, draw_rows
 from skmf.datasets import make_ratings
 
@@ -34,8 +34,7 @@ def test_draw_is_the_gaussian_conditional(weighted):
     ratings = rng.normal(3, 1, len(items))
     weights = rng.uniform(0.5, 2, len(items)) if weighted else None
     data = _identical_users(n_users, items, ratings, weights, n_items)
-    penalty = Penalty.build(data, 1.0, 1.0, "none")
-    by_user, _ = group_ratings(data, penalty, k)
+    by_user, _ = group_ratings(data, k)
     Y = torch.tensor(rng.normal(0, 1, (n_items, k)))
     by = torch.tensor(rng.normal(0, 0.3, n_items))
     mu = torch.tensor(3.2, dtype=torch.float64)
@@ -98,9 +97,7 @@ def test_fitted_factors_are_the_mean_of_the_kept_samples(small_ratings, monkeypa
     """The model is the average of the samples after the burn-in (the first
     quarter of max_iter), in the units of the ratings."""
     samples = []
-    base = SOLVERS["gibbs"]
-
-    class Recording(base):
+    class Recording(_engine.GibbsStep):
         def __call__(self, iteration):
             out = super().__call__(iteration)
             root = self.scale**0.5
@@ -110,7 +107,7 @@ def test_fitted_factors_are_the_mean_of_the_kept_samples(small_ratings, monkeypa
             )  # fmt: skip
             return out
 
-    monkeypatch.setitem(SOLVERS, "gibbs", Recording)
+    monkeypatch.setattr(_engine, "GibbsStep", Recording)
     X, y = small_ratings.X, small_ratings.y
     model = MFRegressor(
         solver="gibbs", max_iter=8, n_components=3, dtype="float64", random_state=0

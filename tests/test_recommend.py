@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skmf._recommend as recommend_module
 from skmf import MFRegressor
-from skmf._recommend import fold_in
+from skmf._solvers import fold_in
 from skmf.datasets import make_ratings
 
 
@@ -62,6 +62,13 @@ def _seen(X):
     for u, i in X[:, :2].tolist():
         seen.setdefault(u, set()).add(i)
     return seen
+
+
+def _rated_ids(model):
+    """The (user id, item id) pairs the model keeps for recommend, as a set."""
+    indptr, indices = model._rated
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    return set(zip(model.users_[rows].tolist(), model.items_[indices].tolist()))
 
 
 # ------------------------------------------------------------------ recommend
@@ -206,11 +213,11 @@ def test_recommend_leaves_the_model_unchanged_and_survives_pickling(data, model)
     )
 
 
-def test_seen_pairs_are_a_compact_boolean_matrix(data, model):
-    seen = model._seen_matrix()
-    assert sp.issparse(seen) and seen.dtype == bool
-    assert seen.shape == (len(model.users_), len(model.items_))
-    assert seen.nnz == len(data.X)  # one entry per distinct rated pair
+def test_rated_pairs_are_compact_csr_arrays(data, model):
+    indptr, indices = model._rated
+    assert indices.dtype == np.int32 and len(indptr) == len(model.users_) + 1
+    assert len(indices) == len(data.X)  # one entry per distinct rated pair
+    assert _rated_ids(model) == {tuple(p) for p in data.X[:, :2].tolist()}
 
 
 def test_warm_start_new_users_have_their_items_excluded(data):
@@ -223,7 +230,7 @@ def test_warm_start_new_users_have_their_items_excluded(data):
         model.fit(X, y)
         X_new = np.vstack([X, [[500, 0], [500, 1], [500, 2], [501, 39]]])
         model.fit(X_new, np.concatenate([y, [5.0, 4.0, 1.0, 3.0]]))
-    assert model._seen_matrix().shape == (len(model.users_), len(model.items_))
+    assert len(model._rated[0]) == len(model.users_) + 1
     ids, _ = model.recommend([500, 501], n=len(model.items_))
     assert ids.shape == (2, len(model.items_) - 1)
     assert not {0, 1, 2} & set(ids[0].tolist()) and ids[0, -1] == -1
@@ -379,7 +386,7 @@ def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(model):
     assert not np.allclose(m.item_factors_[[0, 5]], model.item_factors_[[0, 5]])
     ids, _ = m.recommend([100, 101], n=len(m.items_))
     assert not {0, 5, 9} & set(ids[0].tolist()) and 3 not in ids[1].tolist()
-    assert m._seen_matrix().nnz == model._seen_matrix().nnz + 4
+    assert _rated_ids(m) == _rated_ids(model) | {tuple(p) for p in new.tolist()}
     np.testing.assert_allclose(m._user_n[-2:], [3.0, 1.0])
 
 
@@ -413,7 +420,7 @@ def test_first_partial_fit_is_fit_with_one_iteration(data):
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert a.n_iter_ == 1 and a.max_iter == 30  # the parameter is untouched
-    assert a._seen_matrix().nnz == len(X)
+    assert len(a._rated[1]) == len(X)
 
 
 def test_partial_fit_with_weights_and_errors(data, model):

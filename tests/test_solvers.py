@@ -7,7 +7,7 @@ from _reference import objective_np
 
 from skmf import MFRegressor
 from skmf._solvers import Factors, Penalty, Ratings
-from skmf._solvers._als import RowGroups, _solve_rows
+from skmf._solvers._als import RowGroups, penalty_diagonal, solve_rows
 from skmf._solvers._sgd import SGDStep
 
 
@@ -47,12 +47,12 @@ def test_als_user_update_is_numpy_ridge_solution(weighted, scaling):
     P_t = torch.zeros(n_users, k, dtype=torch.float64)
     bu_t = torch.zeros(n_users, dtype=torch.float64)
     groups = RowGroups(
-        data.user, data.item, data.rating, data.weight, n_users, n_items,
-        pen.user_coef, alpha, alpha_b, k,
-    )  # fmt: skip
-    _solve_rows(
+        data.user, data.item, data.rating, data.weight, n_users, n_items, k
+    )
+    solve_rows(
         groups, P_t, bu_t, torch.as_tensor(Q), torch.as_tensor(bi),
-        torch.tensor(mu, dtype=torch.float64),
+        torch.tensor(mu, dtype=torch.float64), pen.user_coef,
+        penalty_diagonal(alpha, alpha_b, k, P_t),
     )  # fmt: skip
 
     wt = np.ones(len(r)) if w is None else w
@@ -277,10 +277,9 @@ def test_spectral_start_is_the_truncated_svd_of_the_centred_ratings(weighted):
         seed=3, n_users=n_users, n_items=n_items, n=40, weighted=weighted
     )
     data = _ratings(u, i, r, w, n_users, n_items)
-    pen = Penalty.build(data, 0.1, 0.1, "none")
     mu = 3.1
     P, Q, rank = spectral_factors(
-        *group_ratings(data, pen, k), mu, k, torch.Generator().manual_seed(0)
+        *group_ratings(data, k), mu, k, torch.Generator().manual_seed(0)
     )
     R = np.zeros((n_users, n_items))
     np.add.at(R, (u, i), (1.0 if w is None else w) * (r - mu))
@@ -306,15 +305,13 @@ def test_als_singular_system_gets_the_least_norm_solution():
     mu = 3.0
     data = _ratings(u, i, r, None, 2, n_items)
     pen = Penalty.build(data, 0.0, 0.0, "none")
-    groups = RowGroups(
-        data.user, data.item, data.rating, None, 2, n_items, pen.user_coef,
-        0.0, 0.0, k,
-    )  # fmt: skip
+    groups = RowGroups(data.user, data.item, data.rating, None, 2, n_items, k)
     P = torch.zeros(2, k, dtype=torch.float64)
     bu = torch.zeros(2, dtype=torch.float64)
-    _solve_rows(
+    solve_rows(
         groups, P, bu, torch.as_tensor(Q), torch.as_tensor(bi),
-        torch.tensor(mu, dtype=torch.float64),
+        torch.tensor(mu, dtype=torch.float64), pen.user_coef,
+        penalty_diagonal(0.0, 0.0, k, P),
     )  # fmt: skip
     for user in range(2):
         m = u == user

@@ -14,8 +14,8 @@ The rows are grouped by their number of ratings into padded blocks (padding
 at most ~20 %); for each block one gather and one batched GEMM
 (``torch.bmm``) give the Gram matrices, the right-hand sides and the residual
 statistics at once, and one batched Cholesky factorisation solves them.
-Everything that does not change between sweeps (the padded gather indices,
-the ratings, the penalty diagonals) is built once per fit.
+Everything that does not change between sweeps (the padded gather indices and
+the ratings) is built once per fit; the penalty is given to each solve.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
+from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
-__all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul"]
+__all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul", "solve_rows"]
 
 # Padded bucket lengths: every length up to 8, then a geometric grid (x1.2).
 _GRID_RATIO = 1.2
@@ -78,7 +78,6 @@ class _Block:
     index: torch.Tensor  # (B * L,) row of the other side; padding -> n_other
     sw: torch.Tensor | None  # (B, L) sqrt(weight), 0 on padding; None: unweighted
     r: torch.Tensor  # (B, L) rating * sqrt(weight), 0 on padding
-    reg: torch.Tensor  # (B, k + 1) the penalty diagonal of each row's system
 
 
 class RowGroups:
@@ -93,10 +92,8 @@ class RowGroups:
         Ratings and sample weights (None: unit weights).
     n_rows, n_other : int
         Number of rows on each side.
-    coef : float tensor of shape (n_rows,)
-        Penalty scale c of each row.
-    alpha, alpha_bias : float
-        Penalty strengths of the factors and of the bias.
+    n_components : int
+        Number of factors k (sizes the blocks).
     """
 
     def __init__(
@@ -107,12 +104,9 @@ class RowGroups:
         weight: torch.Tensor | None,
         n_rows: int,
         n_other: int,
-        coef: torch.Tensor,
-        alpha: float,
-        alpha_bias: float,
         n_components: int,
     ):
-        device, dtype = rating.device, rating.dtype
+        device = rating.device
         k = n_components
         n = row.shape[0]
         # Positions of the ratings sorted by row (a stable sort of int32 keys is
@@ -135,8 +129,6 @@ class RowGroups:
             _length_grid(int(counts_cpu.max()) if n_rows else 1), device="cpu"
         )
         bucket = torch.bucketize(counts_cpu, grid)  # grid[bucket] >= count
-        reg = torch.full((k + 1,), float(alpha), dtype=dtype, device=device)
-        reg[k] = float(alpha_bias)
         kind = "cpu" if device.type == "cpu" else "other"
         budget = _BLOCK_VALUES[kind]
         self.blocks: list[_Block] = []
@@ -160,7 +152,6 @@ class RowGroups:
                         if sw_x is None
                         else sw_x.index_select(0, pos).view(shape),
                         r=r_x.index_select(0, pos).view(shape),
-                        reg=coef[rb, None] * reg,
                     )
                 )
         self.n_rows, self.n_other = n_rows, n_other
@@ -194,17 +185,30 @@ def block_gram(blk: _Block, Z: torch.Tensor) -> torch.Tensor:
     return torch.bmm(G.mT, G)
 
 
-def _solve_rows(
+def penalty_diagonal(
+    alpha: float, alpha_bias: float, k: int, like: torch.Tensor
+) -> torch.Tensor:
+    """[alpha, ..., alpha, alpha_bias]: the penalty diagonal of a row with c = 1."""
+    diag = torch.full((k + 1,), float(alpha), dtype=like.dtype, device=like.device)
+    diag[k] = float(alpha_bias)
+    return diag
+
+
+def solve_rows(
     groups: RowGroups,
     X: torch.Tensor,
     bx: torch.Tensor,
     Y: torch.Tensor,
     by: torch.Tensor,
     mu: torch.Tensor,
+    coef: torch.Tensor,
+    diag: torch.Tensor,
     *,
     stats: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Set X[rows], bx[rows] to the ridge solution given the other side (Y, by).
+
+    Row u's penalty diagonal is ``coef[u] * diag`` (see :func:`penalty_diagonal`).
 
     One batched GEMM per block gives the Gram matrix, the right-hand side and
     the residuals' statistics at once: with G = sqrt(w) [z, t] (z = [y, 1],
@@ -228,7 +232,8 @@ def _solve_rows(
         A = block_gram(blk, Z)  # (B, k + 2, k + 2)
         system = A[:, : k + 1, : k + 1]  # the Gram matrix, then the system
         rhs = A[:, : k + 1, k + 1 :]
-        system.diagonal(dim1=1, dim2=2).add_(blk.reg)
+        reg = coef[blk.rows, None] * diag
+        system.diagonal(dim1=1, dim2=2).add_(reg)
         chol, info = torch.linalg.cholesky_ex(system)
         x = torch.cholesky_solve(rhs, chol)
         # Numerically singular systems (alpha = 0 with fewer ratings than
@@ -247,7 +252,7 @@ def _solve_rows(
         if stats:
             # With system x = rhs, the Gram part gives gram x = rhs - D x, so
             # |t - z x|^2_w = t't - x'rhs - x'D x and sum_w (t - z x) = D_b x_b.
-            dx = blk.reg * x
+            dx = reg * x
             rhs = rhs.squeeze(-1)
             rss = A[:, k + 1, k + 1] - (x * rhs).sum(1) - (x * dx).sum(1)
             sse += rss.clamp_min(0).sum(dtype=acc)
@@ -255,18 +260,15 @@ def _solve_rows(
     return (sse, se) if stats else None
 
 
-def group_ratings(
-    data: Ratings, penalty: Penalty, n_components: int
-) -> tuple[RowGroups, RowGroups]:
+def group_ratings(data: Ratings, n_components: int) -> tuple[RowGroups, RowGroups]:
     """The ratings grouped by user and by item, for the ALS updates."""
-    a, ab = penalty.alpha, penalty.alpha_bias
     by_user = RowGroups(
         data.user, data.item, data.rating, data.weight, data.n_users,
-        data.n_items, penalty.user_coef, a, ab, n_components,
+        data.n_items, n_components,
     )  # fmt: skip
     by_item = RowGroups(
         data.item, data.user, data.rating, data.weight, data.n_items,
-        data.n_users, penalty.item_coef, a, ab, n_components,
+        data.n_users, n_components,
     )  # fmt: skip
     return by_user, by_item
 
@@ -294,22 +296,35 @@ def rating_matmul(groups: RowGroups, M: torch.Tensor, mu: float) -> torch.Tensor
     return out
 
 
-class ALSStep:
-    """One ALS sweep: users, items, then the intercept."""
+class ALSStep(Step):
+    """One ALS sweep: users, items, then the intercept.
+
+    ``groups`` (the ratings grouped by user and by item) are built from
+    ``data`` when not given.
+    """
 
     def __init__(
-        self, F: Factors, data: Ratings, penalty: Penalty, *, fit_intercept: bool
+        self,
+        F: Factors,
+        data: Ratings,
+        penalty: Penalty,
+        *,
+        fit_intercept: bool,
+        groups: tuple[RowGroups, RowGroups] | None = None,
     ):
         k = F.P.shape[1]
         self.F, self.penalty = F, penalty
         self.fit_intercept = fit_intercept
         self.total_weight = data.total_weight
-        self.by_user, self.by_item = group_ratings(data, penalty, k)
+        self.by_user, self.by_item = groups or group_ratings(data, k)
+        self.diag = penalty_diagonal(penalty.alpha, penalty.alpha_bias, k, F.P)
 
     def __call__(self, iteration: int) -> float:
-        F = self.F
-        _solve_rows(self.by_user, F.P, F.bu, F.Q, F.bi, F.mu)
-        sse, se = _solve_rows(self.by_item, F.Q, F.bi, F.P, F.bu, F.mu, stats=True)
+        F, pen, diag = self.F, self.penalty, self.diag
+        solve_rows(self.by_user, F.P, F.bu, F.Q, F.bi, F.mu, pen.user_coef, diag)
+        sse, se = solve_rows(
+            self.by_item, F.Q, F.bi, F.P, F.bu, F.mu, pen.item_coef, diag, stats=True
+        )
         if self.fit_intercept:
             # mu minimises sum w (e - delta)^2: delta = sum w e / W.
             delta = se / self.total_weight

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
     "accumulator_dtype",
@@ -30,8 +27,8 @@ __all__ = [
     "Penalty",
     "Ratings",
     "FitResult",
+    "Step",
     "objective",
-    "predict_tensor",
     "run_fit_loop",
 ]
 
@@ -78,17 +75,6 @@ class Ratings:
         wi = torch.zeros(self.n_items, dtype=dtype, device=w.device)
         return wu.index_add_(0, self.user, w), wi.index_add_(0, self.item, w)
 
-    def subset(self, index: torch.Tensor) -> Ratings:
-        w = None if self.weight is None else self.weight[index]
-        return Ratings(
-            self.user[index],
-            self.item[index],
-            self.rating[index],
-            w,
-            self.n_users,
-            self.n_items,
-        )
-
 
 @dataclass
 class Factors:
@@ -108,26 +94,57 @@ class Factors:
             getattr(self, name).copy_(getattr(other, name))
 
 
+def penalty_scale(counts: torch.Tensor, scaling: str) -> torch.Tensor:
+    """The per-row penalty coefficients c(n) of ``alpha_scaling`` (a new tensor)."""
+    if scaling == "count":
+        return counts.clone()
+    if scaling == "sqrt":
+        return counts.sqrt()
+    return torch.ones_like(counts)
+
+
 @dataclass
 class Penalty:
-    """Regularisation: strengths and the per-row coefficients c_u, c_i."""
+    """Regularisation: strengths, per-row coefficients c and the counts n.
+
+    ``user_count``/``item_count`` are the weighted numbers of ratings n the
+    coefficients were computed from; the stochastic solvers spread each row's
+    penalty over its ratings in shares c / n.
+    """
 
     alpha: float
     alpha_bias: float
     user_coef: torch.Tensor  # c_u, (n_users,)
     item_coef: torch.Tensor  # c_i, (n_items,)
+    user_count: torch.Tensor  # n_u, (n_users,)
+    item_count: torch.Tensor  # n_i, (n_items,)
 
     @classmethod
-    def build(cls, ratings: Ratings, alpha, alpha_bias, scaling: str) -> Penalty:
-        if scaling in ("count", "sqrt"):
-            cu, ci = ratings.row_weights()
-            if scaling == "sqrt":
-                cu, ci = cu.sqrt(), ci.sqrt()
-        else:
-            dtype, dev = ratings.rating.dtype, ratings.rating.device
-            cu = torch.ones(ratings.n_users, dtype=dtype, device=dev)
-            ci = torch.ones(ratings.n_items, dtype=dtype, device=dev)
-        return cls(float(alpha), float(alpha_bias), cu, ci)
+    def build(
+        cls,
+        ratings: Ratings,
+        alpha,
+        alpha_bias,
+        scaling: str,
+        counts: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Penalty:
+        """The penalty of ``ratings``; ``counts`` replaces their row weights."""
+        nu, ni = ratings.row_weights() if counts is None else counts
+        return cls(
+            float(alpha),
+            float(alpha_bias),
+            penalty_scale(nu, scaling),
+            penalty_scale(ni, scaling),
+            nu,
+            ni,
+        )
+
+    def shares(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """c / n per unit of weight: each rating's share of its row's penalty."""
+        return (
+            self.user_coef / self.user_count.clamp_min(1e-30),
+            self.item_coef / self.item_count.clamp_min(1e-30),
+        )
 
     def value(self, F: Factors) -> float:
         a = self.alpha * (
@@ -137,16 +154,6 @@ class Penalty:
             self.user_coef @ F.bu.square() + self.item_coef @ F.bi.square()
         )
         return float(a + b)
-
-
-def predict_tensor(F: Factors, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-    """Predicted ratings for index tensors (all indices must be known)."""
-    out = torch.empty(user.shape[0], dtype=F.P.dtype, device=F.P.device)
-    for s in range(0, user.shape[0], CHUNK):
-        u, i = user[s : s + CHUNK], item[s : s + CHUNK]
-        dot = (F.P[u] * F.Q[i]).sum(1)
-        out[s : s + CHUNK] = dot.add_(F.bu[u]).add_(F.bi[i]).add_(F.mu)
-    return out
 
 
 def squared_error(F: Factors, data: Ratings) -> float:
@@ -176,14 +183,36 @@ def rmse(F: Factors, data: Ratings) -> float:
 
 @dataclass
 class FitResult:
+    """What a fit loop did: iterations, curves, and whether it converged."""
+
     n_iter: int
     loss_curve: list[float]
     validation_scores: list[float] | None
     best_iteration: int | None
+    converged: bool = True
+
+
+class Step:
+    """One epoch or sweep of a solver, called with the 0-based iteration.
+
+    ``__call__`` returns the objective it tracked during the iteration, or
+    None (the fit loop then computes the exact objective). ``finish`` runs
+    after the last iteration (Gibbs: the posterior means), ``close`` in any
+    case (frees what the step holds).
+    """
+
+    def __call__(self, iteration: int) -> float | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once after the last iteration of a successful fit."""
+
+    def close(self) -> None:
+        """Called once when the fit ends, successful or not."""
 
 
 def run_fit_loop(
-    step: Callable[[int], float | None],
+    step: Step,
     F: Factors,
     train: Ratings,
     penalty: Penalty,
@@ -285,16 +314,10 @@ def run_fit_loop(
             progress.set_postfix(postfix, refresh=False)
             progress.update(1)
         if no_improve >= n_iter_no_change and not sampling:
+            converged = True
             break
     else:
-        if max_iter > 0 and validation is None and not sampling:
-            warnings.warn(
-                f"MFRegressor ({solver_name!r}) reached max_iter={max_iter} before "
-                f"the objective converged (tol={tol}). Increase 'max_iter', raise "
-                "'tol', or use early_stopping=True.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
+        converged = not (max_iter > 0 and validation is None and not sampling)
     if best_F is not None:
         F.copy_(best_F)
-    return FitResult(n_iter, losses, scores, best_iter)
+    return FitResult(n_iter, losses, scores, best_iter, converged)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from skmf._solvers._als import RowGroups, block_gram, design_matrix, group_ratings
-from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
+from skmf._solvers._common import Factors, Ratings, Step, accumulator_dtype
 
 __all__ = ["GibbsStep", "draw_rows"]
 
@@ -134,7 +134,7 @@ def draw_rows(
     return sse, se
 
 
-class GibbsStep:
+class GibbsStep(Step):
     """One Gibbs sweep: users, items, the intercept and the noise precision.
 
     Call :meth:`finish` after the last sweep to set the factors to their
@@ -145,12 +145,14 @@ class GibbsStep:
         self,
         F: Factors,
         data: Ratings,
-        penalty: Penalty,
         *,
         fit_intercept: bool,
         max_iter: int,
         random_state: np.random.RandomState,
+        groups: tuple[RowGroups, RowGroups] | None = None,
     ):
+        """``groups``: the ratings of ``data`` grouped by user and by item, if
+        already built (they are then rescaled in place)."""
         k = F.P.shape[1]
         self.F, self.k = F, k
         self.fit_intercept = fit_intercept
@@ -166,11 +168,17 @@ class GibbsStep:
         var = (r - mean).square()
         var = float(var.mean() if w is None else (w * var).sum() / w.sum())
         self.scale = math.sqrt(var) if var > 0 else 1.0
-        scaled = Ratings(
-            data.user, data.item, data.rating / self.scale, w, data.n_users,
-            data.n_items,
-        )  # fmt: skip
-        self.by_user, self.by_item = group_ratings(scaled, penalty, k)
+        if groups is None:
+            scaled = Ratings(
+                data.user, data.item, data.rating / self.scale, w, data.n_users,
+                data.n_items,
+            )  # fmt: skip
+            groups = group_ratings(scaled, k)
+        else:
+            for side in groups:
+                for blk in side.blocks:
+                    blk.r.div_(self.scale)
+        self.by_user, self.by_item = groups
         # Work in units of the rating's standard deviation.
         _rescale(F, 1 / self.scale)
         self.tau = 1.0

@@ -6,9 +6,10 @@ The objective (see ``_common``) is a sum over ratings of per-rating terms
            + alpha      (s_u |p_u|^2 + s_i |q_i|^2)
            + alpha_bias (s_u b_u^2   + s_i b_i^2)
 
-where s_u = w_ui c_u / W_u spreads the penalty of user u over its ratings
-(W_u = sum of u's weights), so that the l_ui add up to L exactly over an
-epoch. Each epoch visits the ratings in a random order, in minibatches.
+where s_u = w_ui c_u / n_u spreads the penalty of user u over its ratings
+(n_u = sum of u's weights, the count the penalty was built from), so that the
+l_ui add up to L exactly over an epoch. Each epoch visits the ratings in a
+random order, in minibatches.
 
 * ``sgd``: for every rating in the minibatch, the step is
   ``theta -= eta * grad l_ui`` (the per-rating step of Funk-SVD, Surprise and
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from skmf._solvers._common import Factors, Penalty, Ratings, accumulator_dtype
+from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
 __all__ = ["AdamStep", "SGDStep"]
 
@@ -57,7 +58,7 @@ class _Gradients:
     h_bi: torch.Tensor | None = None
 
 
-class _MinibatchStep:
+class _MinibatchStep(Step):
     """Shared minibatch machinery: shuffling, slicing, per-rating gradients."""
 
     def __init__(
@@ -81,10 +82,8 @@ class _MinibatchStep:
         else:  # shuffle where the data are, seeded from the CPU generator
             seed = int(torch.randint(2**62, (1,), generator=generator))
             self.generator = torch.Generator(device=device).manual_seed(seed)
-        wu, wi = data.row_weights()
-        # Per-rating penalty share: s_u = w_ui * c_u / W_u.
-        self.user_share = penalty.user_coef / wu.clamp_min(1e-30)
-        self.item_share = penalty.item_coef / wi.clamp_min(1e-30)
+        # Per-rating penalty share: s_u = w_ui * c_u / n_u.
+        self.user_share, self.item_share = penalty.shares()
 
     def _batches(self):
         n = len(self.data)

@@ -1,0 +1,583 @@
+"""The solvers' single entry point: NumPy arrays in, a NumPy model out.
+
+:func:`fit_model` is all the estimator knows of the engine. It takes the
+ratings as integer codes, values and weights, the parameters as a
+:class:`Settings`, and optionally the model of a previous fit; it resolves
+every "auto" parameter, moves the data to the device, builds the solver's
+step, runs the fit loop and returns the fitted arrays (:class:`Model`) and
+what the loop did (:class:`FitRecord`). ``fit``, ``fit`` with
+``warm_start=True`` and ``partial_fit`` all go through it, and so does
+sharded training. :func:`fold_in` (the exact solve of new rows with the other
+side fixed) is the one other NumPy-level function, shared with serving.
+
+Nothing else crosses the NumPy/torch boundary: no tensor leaves this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from skmf._device import (
+    numpy_dtype,
+    resolve_device,
+    resolve_dtype,
+    to_numpy,
+    to_tensor,
+    torch_dtype,
+)
+from skmf._solvers._als import (
+    _BLOCK_VALUES,
+    ALSStep,
+    RowGroups,
+    group_ratings,
+    penalty_diagonal,
+    solve_rows,
+)
+from skmf._solvers._common import (
+    Factors,
+    FitResult,
+    Penalty,
+    Ratings,
+    Step,
+    run_fit_loop,
+)
+from skmf._solvers._gibbs import GibbsStep
+from skmf._solvers._init import spectral_factors
+from skmf._solvers._sgd import AdamStep, SGDStep
+
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "SOLVERS",
+    "FitRecord",
+    "Model",
+    "Settings",
+    "estimate_bytes",
+    "fit_model",
+    "fold_in",
+]
+
+#: The solvers, by the name of the ``solver`` parameter.
+SOLVERS = ("als", "sgd", "adam", "gibbs")
+
+#: Learning rates used when ``learning_rate="auto"``.
+DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.005}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The estimator's parameters that the engine uses, as given (with "auto").
+
+    Build it with :meth:`from_params` from ``estimator.get_params()``; the
+    methods resolve the "auto" values.
+    """
+
+    n_components: int
+    alpha: float
+    alpha_bias: float | None
+    alpha_scaling: str
+    solver: str
+    max_iter: int
+    learning_rate: float | str
+    batch_size: int | str
+    fit_intercept: bool
+    tol: float | str
+    early_stopping: bool
+    validation_fraction: float
+    n_iter_no_change: int
+    init: str
+    init_std: float | str
+    device: object
+    dtype: object
+    verbose: int
+
+    @classmethod
+    def from_params(cls, params: dict, **overrides) -> Settings:
+        """The settings of the parameters ``params``, some replaced by ``overrides``."""
+        values = {f.name: params[f.name] for f in fields(cls)}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def bias_penalty(self) -> float:
+        """``alpha_bias``, with None resolved to ``alpha``."""
+        return float(self.alpha if self.alpha_bias is None else self.alpha_bias)
+
+    @property
+    def stopping_tolerance(self) -> float:
+        """``tol``, with "auto" resolved (1e-2 for ALS on its objective, else 1e-3)."""
+        if self.tol != "auto":
+            return float(self.tol)
+        return 1e-2 if self.solver == "als" and not self.early_stopping else 1e-3
+
+    def step_size(self, solver: str | None = None) -> float:
+        """``learning_rate``, with "auto" resolved for ``solver``."""
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        return DEFAULT_LEARNING_RATES[solver or self.solver]
+
+    def minibatch(self, n_ratings: int) -> int:
+        """``batch_size``, with "auto" resolved: clip(n / 100, 1024, 65536)."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return int(np.clip(n_ratings // 100, 1024, 65536))
+
+    def initial_std(self, rating_std: float) -> float:
+        """``init_std``, with "auto" resolved: sqrt(0.1 std(r) / sqrt(k))."""
+        if self.init_std != "auto":
+            return float(self.init_std)
+        return math.sqrt(0.1 * max(rating_std, 1e-3) / math.sqrt(self.n_components))
+
+
+@dataclass
+class Model:
+    """The fitted parameters as NumPy arrays: r = mu + b_u + b_i + p_u . q_i."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    intercept: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.user_factors.shape[0], self.item_factors.shape[0]
+
+
+@dataclass
+class FitRecord:
+    """What the fit did (``n_iter_``, ``loss_curve_``, ...)."""
+
+    n_iter: int
+    loss_curve: list[float]
+    validation_scores: list[float] | None
+    best_iteration: int | None
+    converged: bool
+
+
+# ------------------------------------------------------------- checks
+def _check_values(ratings: np.ndarray, weights, dtype: torch.dtype) -> None:
+    """Ratings and weights must fit the computation's dtype."""
+    if dtype != torch.float32:
+        return
+    big = 1e18  # squares and products of these stay finite in float32
+    if np.abs(ratings).max() > big or (weights is not None and weights.max() > big):
+        raise ValueError(
+            f"Ratings or sample weights above {big:g} in absolute value "
+            "overflow the float32 computation. Use dtype='float64', or rescale "
+            "the ratings and weights."
+        )
+    if weights is not None and weights.min() < 1e-30:
+        raise ValueError(
+            "Sample weights below 1e-30 underflow the float32 computation. "
+            "Use dtype='float64', or rescale the weights."
+        )
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    """Memory free for a fit on ``device`` (None: unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def estimate_bytes(
+    n_users: int, n_items: int, n_ratings: int, settings: Settings, itemsize: int
+) -> int:
+    """An estimate of the peak memory of a fit (bytes), before any allocation.
+
+    Counts the factor tables and the copies each solver keeps (Adam's moments,
+    Gibbs' sums, the best iterate of early stopping), the ratings and their
+    grouped layout, the spectral start's sketch and, for ALS and Gibbs, the
+    Gram matrices of one block.
+    """
+    k, solver = int(settings.n_components), settings.solver
+    rows = int(n_users) + int(n_items)
+    copies = 2 + 3 * (solver == "adam") + 2 * (solver == "gibbs")
+    copies += settings.early_stopping
+    total = rows * (k + 1) * itemsize * copies
+    total += int(n_ratings) * 64  # codes, values and the grouped layout
+    if settings.init == "svd":
+        total += rows * (k + 8) * itemsize * 4
+    if solver in ("als", "gibbs"):
+        per_block = _BLOCK_VALUES["cpu"] // (k + 2)
+        block_rows = min(max(n_users, n_items), max(1, per_block))
+        total += block_rows * (k + 2) ** 2 * itemsize * 3
+    else:
+        total += settings.minibatch(n_ratings) * (k + 2) * itemsize * 12
+    return total
+
+
+def _check_memory(
+    n_users: int, n_items: int, n_ratings: int, settings: Settings, device, dtype
+) -> None:
+    """Raise a ValueError, before any allocation, if the fit cannot fit in memory."""
+    itemsize = torch.finfo(dtype).bits // 8
+    need = estimate_bytes(n_users, n_items, n_ratings, settings, itemsize)
+    have = _available_bytes(device)
+    if have is None or need <= have:
+        return
+    raise ValueError(
+        f"This fit needs about {need / 2**30:.3g} GiB of memory on {device} "
+        f"(n_components={settings.n_components}, solver={settings.solver!r}, "
+        f"{n_users} users x {n_items} items, {n_ratings} ratings, "
+        f"dtype={str(dtype).removeprefix('torch.')}) but only "
+        f"{have / 2**30:.3g} GiB is available. Lower 'n_components', or use "
+        "a device with more memory."
+    )
+
+
+# -------------------------------------------------------------------- fit
+def _ratings(users, items, ratings, weights, shape, device, dtype) -> Ratings:
+    return Ratings(
+        to_tensor(users, device, torch.int64),
+        to_tensor(items, device, torch.int64),
+        to_tensor(ratings, device, dtype),
+        None if weights is None else to_tensor(weights, device, dtype),
+        int(shape[0]),
+        int(shape[1]),
+    )
+
+
+def _make_step(
+    settings: Settings,
+    F: Factors,
+    train: Ratings,
+    penalty: Penalty,
+    groups,
+    generator: torch.Generator,
+    rng: np.random.RandomState,
+) -> Step:
+    """The solver's step (one epoch or sweep) for ``settings.solver``."""
+    solver = settings.solver
+    if solver == "als":
+        return ALSStep(
+            F, train, penalty, fit_intercept=settings.fit_intercept, groups=groups
+        )
+    if solver == "gibbs":
+        return GibbsStep(
+            F, train, fit_intercept=settings.fit_intercept,
+            max_iter=settings.max_iter, random_state=rng, groups=groups,
+        )  # fmt: skip
+    step_cls = {"sgd": SGDStep, "adam": AdamStep}[solver]
+    return step_cls(
+        F, train, penalty, learning_rate=settings.step_size(),
+        batch_size=settings.minibatch(len(train)),
+        fit_intercept=settings.fit_intercept, generator=generator,
+    )  # fmt: skip
+
+
+def fit_model(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    weights: np.ndarray | None,
+    shape: tuple[int, int],
+    settings: Settings,
+    *,
+    random_state: np.random.RandomState,
+    start: Model | None = None,
+    partial: bool = False,
+    row_counts: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Model, FitRecord]:
+    """Fit the model to ratings: the one entry point of the solvers.
+
+    Parameters
+    ----------
+    users, items : ndarray of int64 of shape (n,)
+        Row codes of each rating, in ``range(shape[0])`` and ``range(shape[1])``.
+    ratings : ndarray of float64 of shape (n,)
+    weights : ndarray of float64 of shape (n,) or None
+        Positive sample weights (None: unit weights).
+    shape : (int, int)
+        Number of users and of items.
+    settings : Settings
+        The parameters.
+    random_state : numpy.random.RandomState
+        Seeds every draw (initialization, shuffling, validation split, Gibbs).
+    start : Model or None
+        A previous model whose rows are the first rows of each side: a warm
+        start (``partial=False``: the new rows are initialized, and rows
+        without ratings keep their values) or the model to update.
+    partial : bool
+        One incremental pass (``partial_fit``): rows beyond ``start`` are
+        folded in exactly (users from their ratings of known items, then
+        items from all their ratings) and stay fixed, the intercept stays
+        fixed, and the known rows take one epoch of SGD whose penalty
+        shares use ``row_counts``.
+    row_counts : (ndarray, ndarray) or None
+        With ``partial``: the weighted number of ratings of every user and
+        item, the previous fits' and these.
+
+    Returns
+    -------
+    model : Model
+    record : FitRecord
+    """
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    n_users, n_items = int(shape[0]), int(shape[1])
+    _check_values(ratings, weights, dtype)
+    _check_memory(n_users, n_items, len(ratings), settings, device, dtype)
+    generator = torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
+    if partial:
+        return _partial_pass(
+            users, items, ratings, weights, shape, settings, start, row_counts,
+            generator, device, dtype,
+        )  # fmt: skip
+    k = settings.n_components
+
+    # Held-out ratings for early stopping.
+    train_idx = val_idx = None
+    if settings.early_stopping:
+        n_val = max(1, int(round(settings.validation_fraction * len(ratings))))
+        if n_val >= len(ratings):
+            raise ValueError(
+                f"validation_fraction={settings.validation_fraction} leaves no "
+                f"training rating out of {len(ratings)}; lower it."
+            )
+        perm = random_state.permutation(len(ratings))
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+
+    def subset(index):
+        if index is None:
+            return users, items, ratings, weights
+        w = None if weights is None else weights[index]
+        return users[index], items[index], ratings[index], w
+
+    tu, ti, tr, tw = subset(train_idx)
+    train = _ratings(tu, ti, tr, tw, shape, device, dtype)
+    validation = None
+    if settings.early_stopping:
+        validation = _ratings(*subset(val_idx), shape, device, dtype)
+
+    # Initialization (on the CPU generator, so that every device agrees).
+    mean = float(np.average(tr, weights=tw)) if settings.fit_intercept else 0.0
+    std = float(np.sqrt(np.average((tr - mean) ** 2, weights=tw)))
+    init_std = settings.initial_std(std)
+    cpu = {"dtype": dtype, "device": "cpu"}
+    P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
+    Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
+    bu = torch.zeros(n_users, **cpu)
+    bi = torch.zeros(n_items, **cpu)
+    mu = torch.tensor(mean, **cpu)
+    # Rows of a previous fit come first (warm start), then the new ones.
+    n_u0, n_i0 = start.shape if start is not None else (0, 0)
+    if start is not None:
+        P[:n_u0] = to_tensor(start.user_factors, "cpu", dtype)
+        Q[:n_i0] = to_tensor(start.item_factors, "cpu", dtype)
+        bu[:n_u0] = to_tensor(start.user_bias, "cpu", dtype)
+        bi[:n_i0] = to_tensor(start.item_bias, "cpu", dtype)
+        if settings.fit_intercept:
+            mu.fill_(start.intercept)
+    F = Factors(*(t.to(device) for t in (P, Q, bu, bi, mu)))
+
+    penalty = Penalty.build(
+        train, settings.alpha, settings.bias_penalty, settings.alpha_scaling
+    )
+    groups = None
+    if settings.solver in ("als", "gibbs"):
+        groups = group_ratings(train, k)
+    if settings.init == "svd" and start is None:
+        P0, Q0, r = spectral_factors(
+            *(groups or group_ratings(train, k)), mean, k, generator
+        )
+        F.P[:, :r], F.Q[:, :r] = P0, Q0
+    # New rows without training ratings (held out by early stopping) start
+    # at 0; rows of a previous fit (warm start) keep their factors.
+    wu, wi = penalty.user_count, penalty.item_count
+    F.P[n_u0:][wu[n_u0:] == 0] = 0
+    F.Q[n_i0:][wi[n_i0:] == 0] = 0
+    step = _make_step(settings, F, train, penalty, groups, generator, random_state)
+    del groups
+    progress = None
+    if settings.verbose:
+        progress = tqdm(total=settings.max_iter, desc=f"MFRegressor[{settings.solver}]")
+    try:
+        result = run_fit_loop(
+            step, F, train, penalty,
+            max_iter=settings.max_iter, tol=settings.stopping_tolerance,
+            n_iter_no_change=settings.n_iter_no_change, validation=validation,
+            solver_name=settings.solver, progress=progress,
+            sampling=settings.solver == "gibbs",
+        )  # fmt: skip
+        step.finish()
+    finally:
+        if progress is not None:
+            # Stopped before max_iter: end the bar at the iterations run.
+            progress.total = progress.n
+            progress.close()
+        step.close()
+    return _model(F, dtype), _record(result)
+
+
+def _model(F: Factors, dtype: torch.dtype) -> Model:
+    np_dtype = numpy_dtype(dtype)
+    return Model(
+        to_numpy(F.P, np_dtype),
+        to_numpy(F.Q, np_dtype),
+        to_numpy(F.bu, np_dtype),
+        to_numpy(F.bi, np_dtype),
+        float(F.mu),
+    )
+
+
+def _record(result: FitResult) -> FitRecord:
+    return FitRecord(
+        result.n_iter,
+        result.loss_curve,
+        result.validation_scores,
+        result.best_iteration,
+        result.converged,
+    )
+
+
+# ---------------------------------------------------------- partial pass
+def _grow(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` followed by zero rows up to ``rows`` rows (a new array)."""
+    out = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
+    out[: len(array)] = array
+    return out
+
+
+def _partial_pass(
+    users, items, ratings, weights, shape, settings, start, row_counts,
+    generator, device, dtype,
+) -> tuple[Model, FitRecord]:  # fmt: skip
+    """Fold the new rows in, then one SGD epoch of the known rows (see fit_model)."""
+    n_users, n_items = shape
+    n_u0, n_i0 = start.shape
+    P, Q = _grow(start.user_factors, n_users), _grow(start.item_factors, n_items)
+    bu, bi = _grow(start.user_bias, n_users), _grow(start.item_bias, n_items)
+    mu = start.intercept
+    fold = {
+        "alpha": settings.alpha, "alpha_bias": settings.bias_penalty,
+        "scaling": settings.alpha_scaling, "device": device,
+    }  # fmt: skip
+    w = weights
+    new_u, new_i = users >= n_u0, items >= n_i0
+    if n_users > n_u0:  # new users, from their ratings of known items
+        s = new_u & ~new_i
+        P[n_u0:], bu[n_u0:] = fold_in(
+            users[s] - n_u0, items[s], ratings[s], None if w is None else w[s],
+            n_users - n_u0, Q[:n_i0], bi[:n_i0], mu, **fold,
+        )  # fmt: skip
+    if n_items > n_i0:  # new items, from all their ratings
+        s = new_i
+        Q[n_i0:], bi[n_i0:] = fold_in(
+            items[s] - n_i0, users[s], ratings[s], None if w is None else w[s],
+            n_items - n_i0, P, bu, mu, **fold,
+        )  # fmt: skip
+    F = Factors(
+        to_tensor(P, device, dtype),
+        to_tensor(Q, device, dtype),
+        to_tensor(bu, device, dtype),
+        to_tensor(bi, device, dtype),
+        torch.tensor(mu, dtype=dtype, device=device),
+    )
+    data = _ratings(users, items, ratings, weights, shape, device, dtype)
+    counts = tuple(to_tensor(c, device, dtype) for c in row_counts)
+    penalty = Penalty.build(
+        data, settings.alpha, settings.bias_penalty, settings.alpha_scaling, counts
+    )
+    step = SGDStep(
+        F, data, penalty,
+        frozen_users=torch.arange(n_u0, n_users, device=device),
+        frozen_items=torch.arange(n_i0, n_items, device=device),
+        learning_rate=settings.step_size("sgd"),
+        batch_size=settings.minibatch(len(ratings)),
+        fit_intercept=False, generator=generator,
+    )  # fmt: skip
+    loss = step(0)
+    return _model(F, dtype), FitRecord(1, [loss], None, None, True)
+
+
+# ------------------------------------------------------------------ fold-in
+def fold_in(
+    rows: np.ndarray,
+    other: np.ndarray,
+    ratings: np.ndarray,
+    weights: np.ndarray | None,
+    n_rows: int,
+    Y: np.ndarray,
+    by: np.ndarray,
+    mu: float,
+    *,
+    alpha: float,
+    alpha_bias: float,
+    scaling: str,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Factors and biases of new rows: the exact ALS row update, other side fixed.
+
+    Row ``r`` gets the minimizer of
+    ``sum_j w_rj (r_rj - mu - by_j - b_r - x_r . y_j)^2
+    + c_r (alpha |x_r|^2 + alpha_bias b_r^2)`` over its ratings, with
+    ``c_r`` = 1, ``n_r`` or ``sqrt(n_r)`` (``scaling`` "none", "count",
+    "sqrt") and ``n_r`` the weighted number of its ratings. Rows without a
+    rating get zeros.
+
+    Parameters
+    ----------
+    rows : ndarray of int64
+        Row (0..n_rows-1) of each rating.
+    other : ndarray of int64
+        Index into ``Y`` of each rating.
+    ratings, weights : ndarray of float64
+        Rating values and weights (None: unit weights).
+    n_rows : int
+        Number of rows to solve.
+    Y, by, mu : ndarray, ndarray, float
+        The fixed other side: factors, biases, the intercept.
+    alpha, alpha_bias : float
+        Penalty strengths.
+    scaling : {"none", "count", "sqrt"}
+        How the penalty of a row scales with its number of ratings.
+    device : torch.device
+        Where to compute.
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, k), dtype of ``Y``
+    bx : ndarray of shape (n_rows,)
+    """
+    k = Y.shape[1]
+    np_dtype = Y.dtype
+    dtype = torch_dtype(np_dtype)
+    X = torch.zeros((n_rows, k), dtype=dtype, device=device)
+    bx = torch.zeros(n_rows, dtype=dtype, device=device)
+    if n_rows and len(ratings):
+        # Only the rows of the other side that were rated take part: the work
+        # is O(ratings), not O(len(Y)), which matters for a single new user.
+        used, other = np.unique(np.asarray(other, np.int64), return_inverse=True)
+        data = _ratings(
+            rows, other, ratings, weights, (n_rows, len(used)), device, dtype
+        )
+        penalty = Penalty.build(data, alpha, alpha_bias, scaling)
+        groups = RowGroups(
+            data.user, data.item, data.rating, data.weight, n_rows, len(used), k
+        )
+        solve_rows(
+            groups, X, bx, to_tensor(Y[used], device, dtype),
+            to_tensor(by[used], device, dtype),
+            torch.tensor(mu, dtype=dtype, device=device), penalty.user_coef,
+            penalty_diagonal(alpha, alpha_bias, k, X),
+        )  # fmt: skip
+    return to_numpy(X, np_dtype), to_numpy(bx, np_dtype)
