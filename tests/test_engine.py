@@ -1,0 +1,178 @@
+"""The engine boundary: one solver entry point, plain NumPy state, serving anywhere."""
+
+import ast
+import copy
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+import skmf
+from skmf import MFRegressor
+from skmf._solvers import _engine
+from skmf.datasets import make_ratings
+
+SKMF = Path(skmf.__file__).parent
+
+
+def test_the_estimator_module_holds_no_torch_code():
+    """All tensor work is behind the solvers' entry point and the serving code."""
+    tree = ast.parse((SKMF / "_estimator.py").read_text())
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module.split(".")[0])
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert "torch" not in modules and "torch" not in names
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_fit_and_partial_fit_go_through_the_one_entry_point(
+    small_ratings, monkeypatch, partial
+):
+    calls = []
+    real = _engine.fit_model
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("partial", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("skmf._estimator.fit_model", spy)
+    X, y = small_ratings.X, small_ratings.y
+    model = MFRegressor(n_components=3, max_iter=2, tol=0.5, random_state=0)
+    model.fit(X, y)
+    model.set_params(warm_start=True).fit(X, y)
+    model.partial_fit(X[:10], y[:10])
+    MFRegressor(n_components=3, random_state=0).partial_fit(X, y)
+    assert calls == [False, False, True, False]
+
+
+def test_convergence_warning_points_at_the_callers_line(small_ratings):
+    model = MFRegressor(max_iter=1, tol=0.0)
+    with pytest.warns(ConvergenceWarning, match="max_iter=1") as record:
+        model.fit(small_ratings.X, small_ratings.y)
+    assert [Path(w.filename).name for w in record] == [Path(__file__).name]
+
+
+def test_the_first_partial_fit_does_not_warn_about_convergence(small_ratings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MFRegressor(random_state=0).partial_fit(small_ratings.X, small_ratings.y)
+
+
+def test_partial_fit_after_changing_n_components_is_a_clear_error(small_ratings):
+    X, y = small_ratings.X, small_ratings.y
+    model = MFRegressor(n_components=3, max_iter=2, tol=0.5).fit(X, y)
+    model.set_params(n_components=5)
+    with pytest.raises(ValueError, match="n_components=3.*n_components=5"):
+        model.partial_fit(X[:5], y[:5])
+    with pytest.raises(ValueError, match="n_components=3.*n_components=5"):
+        model.set_params(warm_start=True).fit(X, y)
+
+
+def test_the_pickle_holds_the_parameters_and_about_4_bytes_per_rating():
+    data = make_ratings(n_users=2000, n_items=1000, n_ratings=200_000, random_state=0)
+    model = MFRegressor(n_components=8, max_iter=2, tol=0.5, random_state=0)
+    model.fit(data.X, data.y)
+    params = sum(
+        a.nbytes
+        for a in (
+            model.user_factors_, model.item_factors_, model.user_bias_,
+            model.item_bias_, model.users_, model.items_, model._user_n,
+            model._item_n, model._rated[0],
+        )
+    )  # fmt: skip
+    size = len(pickle.dumps(model))
+    assert size <= params + 4.5 * len(data.y)
+    lean = copy.deepcopy(model).set_params(keep_rated_pairs=False)
+    lean.fit(data.X, data.y)
+    assert len(pickle.dumps(lean)) < params - model._rated[0].nbytes + 0.01 * len(
+        data.y
+    )
+
+
+def test_without_rated_pairs_recommend_takes_the_exclusions_from_the_caller(
+    small_ratings,
+):
+    X, y = small_ratings.X, small_ratings.y
+    kept = MFRegressor(n_components=3, random_state=0).fit(X, y)
+    lean = MFRegressor(n_components=3, random_state=0, keep_rated_pairs=False)
+    lean.fit(X, y)
+    assert lean._rated is None
+    users = kept.users_[:5]
+    with pytest.raises(ValueError, match="keep_rated_pairs=False.*exclude="):
+        lean.recommend(users, n=5)
+    ids, scores = lean.recommend(users, n=5, exclude=X)
+    ref_ids, ref_scores = kept.recommend(users, n=5)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(scores, ref_scores)
+    # exclude adds to the training pairs of a model that keeps them.
+    first = ref_ids[:, 0]
+    ids2, _ = kept.recommend(users, n=5, exclude=np.column_stack([users, first]))
+    assert not (ids2 == first[:, None]).any()
+
+
+def test_reading_methods_do_not_change_the_model(small_ratings):
+    X, y = small_ratings.X, small_ratings.y
+    model = MFRegressor(n_components=3, random_state=0).fit(X, y)
+    before = pickle.dumps(model)
+    model.predict(X)
+    model.score(X, y)
+    model.recommend(model.users_[:4], n=3)
+    model.recommend("new", n=3, ratings={model.items_[0]: 5.0})
+    model.similar_items(model.items_[:3], n=2)
+    assert pickle.dumps(model) == before
+
+
+def test_a_model_whose_device_is_missing_serves_on_the_cpu(small_ratings, monkeypatch):
+    """A model fitted on a GPU and loaded where there is none still serves, with
+    one warning that names the fix (CUDA is patched off here)."""
+    X, y = small_ratings.X, small_ratings.y
+    model = MFRegressor(n_components=3, random_state=0).fit(X, y)
+    gpu = copy.deepcopy(model).set_params(device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    users = model.users_[:4]
+    for call in (
+        lambda m: m.recommend(users, n=3),
+        lambda m: m.similar_items(model.items_[:2], n=3),
+        lambda m: copy.deepcopy(m).partial_fit(X[:20], y[:20]).user_factors_,
+    ):
+        with pytest.warns(UserWarning, match="set_params\\(device=") as record:
+            got = call(gpu)
+        assert len(record) == 1
+        expected = call(model)
+        for a, b in zip(np.atleast_1d(got), np.atleast_1d(expected)):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(gpu.predict(X), model.predict(X))
+    with pytest.raises(ValueError, match="not supported|must be"):
+        copy.deepcopy(model).set_params(device="tpu").recommend(users)
+
+
+def test_a_fit_too_large_for_memory_is_refused_before_any_allocation(monkeypatch):
+    """n_components=10**5 on 4 ratings would ask for ~10^11 bytes of Gram matrices."""
+    allocated = []
+    real_zeros = torch.zeros
+
+    def zeros(*args, **kwargs):
+        allocated.append(args)
+        return real_zeros(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "zeros", zeros)
+    model = MFRegressor(n_components=10**5)
+    with pytest.raises(ValueError, match="n_components=100000.*GiB"):
+        model.fit([[0, 0], [0, 1], [1, 0], [1, 1]], [1.0, 2.0, 3.0, 4.0])
+    assert allocated == []
+
+
+def test_memory_estimate_grows_with_the_model():
+    settings = _engine.Settings.from_params(MFRegressor().get_params())
+    small = _engine.estimate_bytes(6040, 3706, 10**6, settings, 4)
+    assert 10**6 * 64 < small < 2**30  # ML-1M defaults: well under 1 GiB
+    big = _engine.Settings.from_params(MFRegressor(n_components=256).get_params())
+    assert _engine.estimate_bytes(6040, 3706, 10**6, big, 4) > 4 * small
