@@ -1,4 +1,11 @@
-"""Ranking metrics for explicit ratings: precision, recall and NDCG at k.
+"""Metrics for explicit ratings: scorers and ranking metrics.
+
+:func:`get_scorer` gives scikit-learn's scorers (``"neg_root_mean_squared_error"``
+and the others) for every input form of :class:`skmf.MFRegressor`: on (user,
+item, rating) triples and sparse rating matrices the ratings are read from
+``X``, where scikit-learn's own scorers get ``y=None`` and score NaN.
+
+Ranking metrics: precision, recall and NDCG at k.
 
 A fitted model ranks, for each user of held-out ratings, a set of candidate
 items; the held-out ratings say which items are relevant (rating at or above a
@@ -22,6 +29,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import get_scorer as _sklearn_get_scorer
+from sklearn.metrics._scorer import _BaseScorer
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -31,7 +40,13 @@ from sklearn.utils._param_validation import (
 
 from skmf._data import factorize_ids, parse_ratings
 
-__all__ = ["make_ranking_scorer", "ndcg_at_k", "precision_at_k", "recall_at_k"]
+__all__ = [
+    "get_scorer",
+    "make_ranking_scorer",
+    "ndcg_at_k",
+    "precision_at_k",
+    "recall_at_k",
+]
 
 _METRICS = ("precision", "recall", "ndcg")
 
@@ -410,3 +425,123 @@ def make_ranking_scorer(
     if metric == "ndcg":
         kwargs["gain"] = gain
     return _RankingScorer(metric, kwargs)
+
+
+class _RatingScorer(_BaseScorer):
+    """A scikit-learn scorer that reads the true ratings from ``X`` when y is None.
+
+    It wraps a scorer of scikit-learn (a ``_BaseScorer``, as
+    ``sklearn.metrics.get_scorer`` and ``make_scorer`` return) and behaves as
+    it does, metadata routing and prediction caching in
+    :func:`~sklearn.model_selection.cross_validate` included.
+    """
+
+    def __init__(self, scorer: _BaseScorer, name: str | None = None):
+        super().__init__(
+            scorer._score_func, scorer._sign, scorer._kwargs, scorer._response_method
+        )
+        self._scorer = scorer
+        self._name = name
+
+    def __call__(self, estimator, X, y_true=None, sample_weight=None, **kwargs):
+        """Score ``estimator`` on ``X``; the ratings of ``X`` if ``y_true`` is None."""
+        return super().__call__(
+            estimator, X, y_true, sample_weight=sample_weight, **kwargs
+        )
+
+    def _score(self, method_caller, estimator, X, y_true=None, **kwargs):
+        # cross_validate passes no y_true at all when y is None.
+        if y_true is None:
+            # Triples, a DataFrame with a rating column, a sparse matrix: the
+            # ratings are in X, in the order in which predict reads X.
+            weight = kwargs.get("sample_weight")
+            data = parse_ratings(X, None, weight, need_ratings=True, caller="score")
+            y_true = data.ratings
+            if weight is not None:
+                kwargs["sample_weight"] = data.weights
+        return self._scorer._score(method_caller, estimator, X, y_true, **kwargs)
+
+    def __repr__(self) -> str:
+        inner = repr(self._name) if self._name is not None else repr(self._scorer)
+        return f"get_scorer({inner})"
+
+
+@validate_params({"scoring": [str, callable]}, prefer_skip_nested_validation=True)
+def get_scorer(scoring):
+    """Get a scikit-learn scorer that also scores triples and sparse matrices.
+
+    scikit-learn's scorers compare ``estimator.predict(X)`` with ``y``. For
+    (user, item, rating) triples, a DataFrame with a rating column or a
+    sparse rating matrix, ``y`` is None: the ratings are in ``X``, so those
+    scorers score NaN (``cross_val_score`` and ``GridSearchCV`` report it with
+    a warning). The scorer returned here reads the ratings from ``X`` when
+    ``y`` is None, in the order in which :meth:`skmf.MFRegressor.predict`
+    reads ``X`` (for a sparse matrix, its stored entries in the order of
+    ``X.tocoo()``; ``sample_weight`` in the same order), and is otherwise
+    the scikit-learn scorer itself.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        The name of a scikit-learn scorer, any of
+        :func:`sklearn.metrics.get_scorer_names` (e.g.
+        ``"neg_root_mean_squared_error"``, ``"neg_mean_absolute_error"``,
+        ``"r2"``); or a scorer made by :func:`sklearn.metrics.make_scorer`,
+        which is wrapped likewise. Any other callable is returned as it is
+        (it gets ``y=None`` for triples and sparse matrices, as, for
+        example, the scorers of :func:`make_ranking_scorer` expect).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None, sample_weight=None)``: the score,
+        greater is better, for ``scoring=`` of
+        :func:`~sklearn.model_selection.cross_val_score`,
+        :class:`~sklearn.model_selection.GridSearchCV` and the like, alone
+        or in a dict of scorers.
+
+    Raises
+    ------
+    ValueError
+        If ``scoring`` is not the name of a scikit-learn scorer.
+
+    See Also
+    --------
+    sklearn.metrics.get_scorer : The scorers wrapped here.
+    make_ranking_scorer : Ranking metrics as scorers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import KFold, cross_val_score
+    >>> from skmf import MFRegressor
+    >>> from skmf.datasets import make_ratings
+    >>> from skmf.metrics import get_scorer
+    >>> data = make_ratings(n_users=50, n_items=40, n_ratings=600, random_state=0)
+    >>> triples = np.column_stack([data.X, data.y])
+    >>> rmse = get_scorer("neg_root_mean_squared_error")
+    >>> rmse
+    get_scorer('neg_root_mean_squared_error')
+
+    The score is minus the RMSE of the predictions at the triples' ratings:
+
+    >>> model = MFRegressor(max_iter=10, random_state=0).fit(triples)
+    >>> error = model.predict(triples) - data.y
+    >>> bool(np.isclose(rmse(model, triples), -np.sqrt(np.mean(error**2))))
+    True
+
+    It scores the folds of triples, where scikit-learn's scorer gives NaN:
+
+    >>> cv = KFold(3, shuffle=True, random_state=0)
+    >>> model = MFRegressor(max_iter=10, random_state=0)
+    >>> scores = cross_val_score(model, triples, scoring=rmse, cv=cv)
+    >>> bool(np.all(np.isfinite(scores)))
+    True
+    """
+    if isinstance(scoring, _RatingScorer):
+        return scoring
+    if isinstance(scoring, str):
+        return _RatingScorer(_sklearn_get_scorer(scoring), scoring)
+    if isinstance(scoring, _BaseScorer):
+        return _RatingScorer(scoring)
+    return scoring

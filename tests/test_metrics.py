@@ -1,19 +1,28 @@
 """Ranking metrics against brute-force loops and sklearn.metrics.ndcg_score."""
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import ndcg_score
+from sklearn.metrics import make_scorer, mean_absolute_error, ndcg_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skmf import MFRegressor
 from skmf.datasets import make_ratings
-from skmf.metrics import make_ranking_scorer, ndcg_at_k, precision_at_k, recall_at_k
+from skmf.metrics import (
+    get_scorer,
+    make_ranking_scorer,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +235,8 @@ def test_invalid_arguments(model):
 
 
 @pytest.mark.parametrize(
-    "name", ["precision_at_k", "recall_at_k", "ndcg_at_k", "make_ranking_scorer"]
+    "name",
+    ["precision_at_k", "recall_at_k", "ndcg_at_k", "make_ranking_scorer", "get_scorer"],
 )
 def test_docstrings_are_valid_numpydoc(name):
     validate = pytest.importorskip("numpydoc.validate")
@@ -234,3 +244,130 @@ def test_docstrings_are_valid_numpydoc(name):
     result = validate.validate(f"skmf.metrics.{name}")
     errors = [(c, m) for c, m in result["errors"] if c not in ignored]
     assert not errors, errors
+
+
+# ------------------------------------------------------------- skmf.metrics
+def test_skmf_metrics_is_reachable_from_import_skmf():
+    # A fresh interpreter: here, importing skmf.metrics above already set it.
+    code = "import skmf; print(skmf.metrics.get_scorer.__name__, skmf.__all__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("get_scorer ")
+    assert "'metrics'" in out
+
+
+# ------------------------------------------------------------- get_scorer
+def _rmse(r, pred, w=None):
+    return np.sqrt(np.average((np.asarray(r) - pred) ** 2, weights=w))
+
+
+def _test_forms(X, y):
+    """Held-out ratings in each form, with the ratings in the order of predict."""
+    n_users, n_items = X[:, 0].max() + 1, X[:, 1].max() + 1
+    csr = sp.csr_matrix((y, (X[:, 0], X[:, 1])), shape=(n_users, n_items))
+    df = pd.DataFrame({"item": X[:, 1], "rating": y, "user": X[:, 0]})
+    return {
+        "pairs+y": (X, y, y),
+        "triples": (np.column_stack([X, y]), None, y),
+        "dataframe": (df, None, df["rating"].to_numpy()),
+        "csr": (csr, None, csr.tocoo().data),
+        "coo": (csr.tocoo(), None, csr.tocoo().data),
+        "csc": (csr.tocsc(), None, csr.tocsc().tocoo().data),
+    }
+
+
+@pytest.mark.parametrize(
+    "form", ["pairs+y", "triples", "dataframe", "csr", "coo", "csc"]
+)
+def test_get_scorer_scores_every_form_like_predict_and_numpy(split, model, form):
+    X, y, r = _test_forms(*split[2:])[form]
+    pred = model.predict(X)
+    rmse = get_scorer("neg_root_mean_squared_error")
+    assert rmse(model, X, y) == pytest.approx(-_rmse(r, pred), rel=1e-12)
+    mae = get_scorer("neg_mean_absolute_error")(model, X, y)
+    assert mae == pytest.approx(-np.mean(np.abs(r - pred)), rel=1e-12)
+    r2 = 1 - np.sum((r - pred) ** 2) / np.sum((r - r.mean()) ** 2)
+    assert get_scorer("r2")(model, X, y) == pytest.approx(r2, rel=1e-12)
+    assert get_scorer("r2")(model, X, y) == pytest.approx(model.score(X, y))
+    w = np.linspace(0.5, 2.0, len(r))
+    weighted = rmse(model, X, y, sample_weight=w)
+    assert weighted == pytest.approx(-_rmse(r, pred, w), rel=1e-12)
+
+
+def test_get_scorer_drops_the_zeros_of_a_bsr_matrix_with_their_weights(model):
+    A = np.array([[5.0, 0, 0, 3], [0, 4, 0, 0], [0, 0, 2, 0], [1, 0, 0, 5]])
+    bsr = sp.bsr_matrix(A, blocksize=(2, 2))
+    coo = bsr.tocoo()
+    w = np.arange(1.0, coo.nnz + 1)
+    nz = coo.data != 0
+    pairs = np.column_stack([coo.row[nz], coo.col[nz]])
+    pred = model.predict(pairs)
+    got = get_scorer("neg_root_mean_squared_error")(model, bsr, sample_weight=w)
+    assert got == pytest.approx(-_rmse(coo.data[nz], pred, w[nz]), rel=1e-12)
+
+
+def test_get_scorer_in_cross_val_score_on_triples_is_the_fold_rmse(split):
+    X, y = split[:2]
+    triples = np.column_stack([X, y])
+    cv = KFold(3, shuffle=True, random_state=0)
+    params = {"n_components": 3, "max_iter": 5, "n_jobs": 1, "random_state": 0}
+    rmse = get_scorer("neg_root_mean_squared_error")
+    scores = cross_val_score(MFRegressor(**params), triples, scoring=rmse, cv=cv)
+    assert np.all(np.isfinite(scores))
+    for k, (train, test) in enumerate(cv.split(triples)):
+        fold = MFRegressor(**params).fit(triples[train])
+        expected = -_rmse(y[test], fold.predict(X[test]))
+        assert scores[k] == pytest.approx(expected, rel=1e-10)
+
+
+def test_get_scorer_in_a_grid_search_on_a_sparse_matrix_and_in_a_dict(split):
+    X, y = split[:2]
+    csr = sp.csr_matrix((y, (X[:, 0], X[:, 1])))
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        MFRegressor(max_iter=3, n_jobs=1, random_state=0),
+        {"n_components": [2, 3]}, cv=cv,
+        scoring={"rmse": get_scorer("neg_root_mean_squared_error"),
+                 "mae": get_scorer("neg_mean_absolute_error"),
+                 "ndcg": make_ranking_scorer("ndcg", k=3)},
+        refit="rmse",
+    ).fit(csr)  # fmt: skip
+    for name in ("rmse", "mae", "ndcg"):
+        assert np.all(np.isfinite(search.cv_results_[f"mean_test_{name}"])), name
+    # The first split's RMSE, recomputed: rows of the held-out users.
+    train, test = next(cv.split(csr))
+    fold = MFRegressor(max_iter=3, n_jobs=1, random_state=0, n_components=2)
+    fold.fit(csr[train])
+    held = csr[test].tocoo()
+    expected = -_rmse(held.data, fold.predict(np.column_stack([held.row, held.col])))
+    got = search.cv_results_["split0_test_rmse"][0]
+    assert got == pytest.approx(expected, rel=1e-10)
+    # The single-scorer path too.
+    single = GridSearchCV(
+        MFRegressor(max_iter=3, n_jobs=1, random_state=0), {"n_components": [2]},
+        cv=cv, scoring=get_scorer("neg_root_mean_squared_error"),
+    ).fit(csr)  # fmt: skip
+    assert single.cv_results_["split0_test_score"][0] == pytest.approx(got)
+
+
+def test_get_scorer_names_callables_and_errors(split, model):
+    X, y = split[2:]
+    triples = np.column_stack([X, y])
+    scorer = get_scorer("neg_mean_absolute_error")
+    assert repr(scorer) == "get_scorer('neg_mean_absolute_error')"
+    assert get_scorer(scorer) is scorer
+    loaded = pickle.loads(pickle.dumps(scorer))
+    assert loaded(model, triples) == scorer(model, triples)
+    # A scorer of make_scorer is wrapped alike; other callables pass through.
+    made = get_scorer(make_scorer(mean_absolute_error, greater_is_better=False))
+    assert made(model, triples) == pytest.approx(scorer(model, triples))
+    assert repr(made).startswith("get_scorer(make_scorer(mean_absolute_error")
+    ranking = make_ranking_scorer("ndcg", k=3)
+    assert get_scorer(ranking) is ranking
+    with pytest.raises(ValueError, match="'rmse' is not a valid scoring value"):
+        get_scorer("rmse")
+    with pytest.raises(InvalidParameterError, match="'scoring' parameter"):
+        get_scorer(3)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        scorer(model, X)  # pairs without ratings
