@@ -17,6 +17,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from skmf._data import (
     RatingData,
+    as_id_array,
+    check_feature_names,
     encode_ids,
     extend_ids,
     factorize_ids,
@@ -505,6 +507,10 @@ or sparse matrix of shape (n_users, n_items)
         self.best_iteration_ = record.best_iteration
         self.users_, self.items_ = user_ids, item_ids
         self.n_features_in_ = data.n_columns
+        if data.feature_names is not None:
+            self.feature_names_in_ = data.feature_names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
         self._rated = (
             rated_pairs(u_codes, i_codes, *shape) if self.keep_rated_pairs else None
@@ -526,6 +532,11 @@ or sparse matrix of shape (n_users, n_items)
         self.user_bias_ = model.user_bias
         self.item_bias_ = model.item_bias
         self.intercept_ = model.intercept
+
+    def _check_names(self, data: RatingData, caller: str) -> None:
+        """The DataFrame column names of ``X`` must be those of ``fit``."""
+        fitted = getattr(self, "feature_names_in_", None)
+        check_feature_names(fitted, data, f"MFRegressor.{caller}")
 
     def _check_n_components(self, what: str, caller: str) -> None:
         """``n_components`` must be that of the fitted factors to continue."""
@@ -572,6 +583,7 @@ or sparse matrix of shape (n_users, n_items)
         """
         check_is_fitted(self)
         data = parse_ratings(X, None, None, need_ratings=False, caller="predict")
+        self._check_names(data, "predict")
         return self._predict_ids(data.users, data.items)
 
     def _predict_ids(self, users, items):
@@ -608,6 +620,7 @@ or sparse matrix of shape (n_users, n_items)
         """
         check_is_fitted(self)
         data = parse_ratings(X, y, sample_weight, need_ratings=True, caller="score")
+        self._check_names(data, "score")
         pred = self._predict_ids(data.users, data.items)
         return float(r2_score(data.ratings, pred, sample_weight=data.weights))
 
@@ -674,9 +687,12 @@ matrix, default=None
             first. ``n_cols`` is ``n``, or fewer when fewer candidates are
             left: the largest number of candidates any of the users has left
             after exclusion. A user with fewer candidates left is padded at
-            the end of its row with the fill id -1 (integer ids, cast to
-            their dtype), NaN (float ids), "" (string ids) or None (other
-            ids); the padded scores are NaN.
+            the end of its row with a fill id that is never one of the
+            candidates: -1 for integer ids (when -1 is itself an id, the
+            integer below the smallest id or above the largest), NaN for
+            float ids, "" for string ids, None for other ids (the array is
+            then of object dtype). The padded scores are NaN: test
+            ``np.isnan(scores)`` to find the padding whatever the ids.
 
         scores : ndarray of float64, same shape as ``item_ids``
             The predicted ratings of the recommended items, in decreasing
@@ -723,8 +739,7 @@ matrix, default=None
                 "know which items each user rated. Pass the (user, item) pairs to "
                 "leave out as exclude=..., or set exclude_seen=False."
             )
-        single = np.ndim(users) == 0
-        user_ids = _id_array([users] if single else users, "users")
+        user_ids, single = as_id_array(users, "users")
         m = len(user_ids)
         Q, bi = self.item_factors_, self.item_bias_
         dtype, k = Q.dtype, Q.shape[1]
@@ -743,7 +758,7 @@ matrix, default=None
             cand_ids, cand_pos = self.items_, None
             V, vb = Q, (bi + dtype.type(self.intercept_)).astype(dtype)
         else:
-            cand_ids = pd.unique(_id_array(items, "items"))
+            cand_ids = pd.unique(as_id_array(items, "items")[0])
             codes = encode_ids(cand_ids, self.items_)
             has = codes >= 0
             V = np.zeros((len(cand_ids), k), dtype=dtype)
@@ -835,8 +850,7 @@ matrix, default=None
         """
         check_is_fitted(self)
         n = _check_top_n(n, "similar_items")
-        single = np.ndim(items) == 0
-        ids = _id_array([items] if single else items, "items")
+        ids, single = as_id_array(items, "items")
         codes = encode_ids(ids, self.items_)
         if (codes < 0).any():
             unknown = ids[codes < 0]
@@ -946,6 +960,7 @@ or sparse matrix of shape (n_users, n_items)
             parse_ratings(X, y, sample_weight, need_ratings=True, caller="partial_fit"),
             "partial_fit",
         )
+        self._check_names(data, "partial_fit")
         users, items, ratings, w = (
             data.users, data.items, data.ratings, data.weights,
         )  # fmt: skip
@@ -1023,8 +1038,8 @@ or sparse matrix of shape (n_users, n_items)
                     "ratings as a dict {item: rating} is for a single user; for "
                     "several users pass (user, item, rating) triples."
                 )
-            r_items = _id_array(list(ratings.keys()), "ratings")
-            r_users = _id_array([single_user] * len(r_items), "users")
+            r_items = as_id_array(list(ratings.keys()), "ratings")[0]
+            r_users = as_id_array([single_user] * len(r_items), "users")[0]
             data = parse_ratings(
                 pd.DataFrame({"user": r_users, "item": r_items}),
                 list(ratings.values()), None, need_ratings=True,
@@ -1090,37 +1105,46 @@ def _check_top_n(n, caller: str) -> int:
     return int(n)
 
 
-def _id_array(ids, what: str) -> np.ndarray:
-    """A 1-D array of ids from a list, array, Series or Index (types kept)."""
-    if isinstance(ids, pd.Series | pd.Index):
-        arr = ids.to_numpy()
-    elif isinstance(ids, np.ndarray):
-        arr = ids
-    else:
-        arr = np.asarray(pd.Index(list(ids), tupleize_cols=False))
-    if arr.ndim != 1:
-        raise ValueError(
-            f"{what} must be one id or a 1-D array-like of ids; got an array of "
-            f"shape {arr.shape}."
-        )
-    return arr
-
-
 def _ids_at(ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``ids[positions]``, with a fill id where the position is -1 (padding)."""
+    """``ids[positions]``, with a fill id where the position is -1 (padding).
+
+    The fill is never one of ``ids`` (see :func:`_padding_id`).
+    """
     if len(ids) == 0:
         return np.empty(positions.shape, dtype=ids.dtype)
     out = ids[np.maximum(positions, 0)]
     pad = positions < 0
     if pad.any():
-        kind = out.dtype.kind
-        if kind in "iu":
-            fill = np.array(-1).astype(out.dtype)
-        elif kind == "f":
-            fill = np.nan
-        elif kind in "US":
-            fill = ""
-        else:
-            out, fill = out.astype(object), None
+        fill = _padding_id(ids)
+        if fill is None:
+            out = out.astype(object)
         out[pad] = fill
     return out
+
+
+def _padding_id(ids: np.ndarray):
+    """A value of the dtype of ``ids`` that is not one of them (None: object).
+
+    -1 for integer ids (or, when -1 is an id, the integer below the smallest
+    id, else above the largest), NaN for float ids, "" for string ids, None
+    otherwise (and when every value of the dtype is an id).
+    """
+    kind = ids.dtype.kind
+    if kind in "iu":
+        info = np.iinfo(ids.dtype)
+        if kind == "i" and not (ids == -1).any():
+            return ids.dtype.type(-1)
+        low, high = int(ids.min()), int(ids.max())
+        if low > info.min:
+            return ids.dtype.type(low - 1)
+        if high < info.max:
+            return ids.dtype.type(high + 1)
+        return None  # every integer of the dtype is an id
+    if kind == "f":
+        return np.nan  # NaN is never an id
+    if kind in "US":
+        empty = ids.dtype.type()
+        if not (ids == empty).any():
+            return empty
+        return None
+    return None

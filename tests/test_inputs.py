@@ -552,8 +552,7 @@ def test_check_feature_names_warns_when_only_one_side_has_names():
         check_feature_names(None, named, "MFRegressor.predict")
 
 
-# --- the estimator's side: passes once fit/predict/score call the functions above
-WIRING = pytest.mark.xfail(reason="needs the estimator wiring", strict=True)
+# --- the estimator's side: fit, predict and score read and check the names
 
 
 def test_estimator_fit_reads_named_columns_in_any_order():
@@ -569,7 +568,6 @@ def test_estimator_fit_reads_named_columns_in_any_order():
     np.testing.assert_array_equal(c.user_factors_, a.user_factors_)
 
 
-@WIRING
 def test_estimator_sets_feature_names_in_from_the_columns_used():
     df = _frame()
     for X, y in ((df[["item", "user"]], df["rating"]), (df, None)):
@@ -580,7 +578,6 @@ def test_estimator_sets_feature_names_in_from_the_columns_used():
                        "feature_names_in_")  # fmt: skip
 
 
-@WIRING
 def test_estimator_rejects_renamed_columns_at_predict_and_score():
     df = _frame().set_axis(["u", "i", "r"], axis=1)
     model = _fitted(df[["u", "i"]], df["r"])
@@ -591,7 +588,6 @@ def test_estimator_rejects_renamed_columns_at_predict_and_score():
         model.score(swapped, df["r"])
 
 
-@WIRING
 def test_estimator_warns_when_only_fit_or_only_predict_has_names():
     df = _frame()
     model = _fitted(df[["user", "item"]], df["rating"])

@@ -164,6 +164,64 @@ def test_padding_when_some_users_have_few_items_left():
     assert str_ids.dtype.kind == "U" and str_ids[0, 0] == "d" and str_ids[0, 1] == ""
 
 
+@pytest.mark.parametrize(
+    "items, dtype",
+    [([-1, 0, 1, 2, 3], np.int64), ([-1.0, 0.5, 2.0], np.float64),
+     (["", "a", "b"], None)],
+)  # fmt: skip
+def test_padding_is_never_one_of_the_ids(items, dtype):
+    """An item may be -1 (or "" ...): the fill of padded rows is another value."""
+    items = np.asarray(items) if dtype is None else np.asarray(items, dtype=dtype)
+    X = pd.DataFrame({"user": [0] * (len(items) - 1) + [1], "item": items})
+    y = np.linspace(1, 5, len(items))
+    model = MFRegressor(n_components=2, random_state=0).fit(X, y)
+    ids, scores = model.recommend([0, 1], n=10)
+    pad = np.isnan(scores)
+    assert pad.any() and not pad[1].any()
+    for fill in ids[pad]:
+        assert fill not in set(model.items_.tolist()) and not (
+            isinstance(fill, str) and fill in set(items.tolist())
+        )
+
+
+@pytest.mark.parametrize(
+    "users, expected",
+    [("ab", ["ab"]), ((1, 2), [(1, 2)]), (np.int32(3), [3])],
+)
+def test_one_id_of_any_type_is_one_user(users, expected):
+    X = pd.DataFrame({"user": pd.Series(["ab", (1, 2), 3], dtype=object),
+                      "item": ["x", "y", "z"]})  # fmt: skip
+    model = MFRegressor(n_components=2, random_state=0).fit(X, [1.0, 2.0, 3.0])
+    ids, scores = model.recommend(users, n=3, exclude_seen=False)
+    assert ids.shape == (3,)  # one user: 1-D
+    ref = model.predict(pd.DataFrame({"user": expected * 3, "item": ids}))
+    np.testing.assert_allclose(scores, ref)
+
+
+def test_one_item_of_any_type_is_one_candidate(model):
+    ids, _ = model.recommend(model.users_[0], n=3, items=3, exclude_seen=False)
+    assert ids.tolist() == [3]
+    m = MFRegressor(n_components=2, random_state=0).fit(
+        pd.DataFrame({"user": [0, 0, 1], "item": ["ab", "a", "b"]}), [1.0, 2.0, 3.0]
+    )
+    ids, _ = m.recommend(1, n=3, items="ab", exclude_seen=False)
+    assert ids.tolist() == ["ab"]
+
+
+@pytest.mark.parametrize("user", [None, np.nan, float("inf")])
+def test_missing_user_ids_are_refused_as_predict_refuses_them(model, user):
+    with pytest.raises(ValueError, match="missing id|infinity"):
+        model.recommend(user)
+    with pytest.raises(ValueError, match="NaN|None|infinity"):
+        model.predict(pd.DataFrame({"user": [user], "item": [0]}, dtype=object))
+
+
+def test_fold_in_ratings_outside_the_float32_range_are_a_clear_error(model):
+    m32 = MFRegressor(n_components=2, random_state=0).fit(_X1, _Y1)
+    with pytest.raises(ValueError, match="float32"):
+        m32.recommend(1000, ratings={0: 1e39})
+
+
 def test_string_ids_and_dataframes(data):
     df = pd.DataFrame({
         "user": [f"u{u}" for u in data.X[:, 0]],
@@ -460,7 +518,7 @@ def test_cuda_recommend_matches_cpu(data, model):
     np.testing.assert_allclose(b.item_factors_, a.item_factors_, atol=1e-10)
 
 
-# ----------------------------------------------- regressions found in review
+# ------------------------------------ warm start and partial_fit: edge cases
 _X1 = np.array([[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [2, 2], [3, 0], [4, 1]])
 _Y1 = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 4.0, 3.0, 2.0])
 

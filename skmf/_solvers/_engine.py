@@ -561,6 +561,8 @@ def fold_in(
     k = Y.shape[1]
     np_dtype = Y.dtype
     dtype = torch_dtype(np_dtype)
+    if len(ratings):
+        _check_values(ratings, weights, dtype)
     X = torch.zeros((n_rows, k), dtype=dtype, device=device)
     bx = torch.zeros(n_rows, dtype=dtype, device=device)
     if n_rows and len(ratings):
