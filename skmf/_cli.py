@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -81,6 +83,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the text file has no header row: give columns by position",
     )
+    group.add_argument(
+        "--string-ids",
+        action="store_true",
+        help="keep the user and item ids of a text file as text; by default a "
+        "column of plain integers (no leading zero, sign or space) becomes "
+        "integer ids and any other column stays text, so '001' and '1' are "
+        "two ids",
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,16 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="fit on MovieLens 100K (or synthetic data) and report test RMSE",
         description="Fit MFRegressor on the official split u1 of MovieLens 100K "
-        "when a local copy is found (nothing is downloaded), else on synthetic "
-        "ratings, and print the test RMSE of the model and of the global mean, "
-        "the fit time and the device.",
+        "when a local copy is found (nothing is downloaded), else, unless "
+        "--data-home is given, on synthetic ratings, and print the test RMSE "
+        "of the model and of the global mean, the fit time and the device.",
     )
     demo.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps, auto")
     demo.add_argument(
         "--data-home",
         metavar="DIR",
-        help="folder holding ml-100k/ or ml-100k.zip (default: $SKMF_DATA, else "
-        "~/skmf_data)",
+        help="folder holding ml-100k/ or ml-100k.zip; an error if it does not "
+        "(default: $SKMF_DATA, else ~/skmf_data, with synthetic data if the "
+        "data is not there)",
     )
     demo.add_argument(
         "--synthetic",
@@ -152,12 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="fit a model to a rating file and save it",
         description="Fit MFRegressor to the ratings of a file and save the "
-        "fitted estimator (joblib pickle) to --output.",
+        "fitted estimator to --output as an skmf model file (.npz data that "
+        "cannot run code when loaded; suffix .skmf recommended).",
     )
     _add_data_arguments(fit)
     _add_model_arguments(fit)
     fit.add_argument(
-        "-o", "--output", required=True, metavar="MODEL", help="model file to write"
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL",
+        help="model file to write, e.g. model.skmf (checked before fitting)",
     )
 
     evaluate = commands.add_parser(
@@ -178,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "recommend",
         help="top-n items for a user from a saved model",
         description="Print the n best items for a user from a model saved by "
-        "'skmf fit'. Only load model files you trust: they are pickles.",
+        "'skmf fit'. Model files hold data only: loading one runs no code; "
+        "pickle and joblib files are refused.",
     )
     recommend.add_argument("model", metavar="MODEL", help="model file of 'skmf fit'")
     recommend.add_argument("--user", required=True, metavar="U", help="user id")
@@ -198,10 +215,17 @@ def _format_kind(path: Path) -> tuple[str, str | None]:
     return (suffixes[-1] if suffixes else ""), compression
 
 
-def _read_double_colon(path: Path) -> pd.DataFrame:
-    """Read a '::' separated file without header (MovieLens .dat)."""
+def _read_double_colon(path: Path, nrows=None, text_columns=None) -> pd.DataFrame:
+    """Read a '::' separated file without header (MovieLens .dat).
+
+    ``text_columns``: the positions of the fields read as text (None: all).
+    """
+    kept = None if text_columns is None else list(text_columns)
     try:  # fast: split on ":" and keep the even fields
-        frame = pd.read_csv(path, sep=":", header=None, encoding="latin-1")
+        dtype = str if kept is None else {2 * j: str for j in kept}
+        frame = pd.read_csv(
+            path, sep=":", header=None, encoding="latin-1", nrows=nrows, dtype=dtype
+        )
         n = frame.shape[1]
         if n % 2 == 1 and all(frame[j].isna().all() for j in range(1, n, 2)):
             frame = frame.iloc[:, ::2]
@@ -209,7 +233,15 @@ def _read_double_colon(path: Path) -> pd.DataFrame:
             return frame
     except pd.errors.ParserError:
         pass
-    return pd.read_csv(path, sep="::", header=None, engine="python", encoding="latin-1")
+    return pd.read_csv(
+        path,
+        sep="::",
+        header=None,
+        engine="python",
+        encoding="latin-1",
+        nrows=nrows,
+        dtype=str if kept is None else dict.fromkeys(kept, str),
+    )
 
 
 def _parse_sep(sep: str) -> str:
@@ -237,30 +269,23 @@ def _parse_sep(sep: str) -> str:
     return value
 
 
-def _read_table(path_arg: str, sep: str | None, no_header: bool):
-    """Read a rating file; returns the frame and whether it has named columns.
+class _Table:
+    """How to read a rating file: its format, separator and header."""
 
-    A text file that splits into a single column is refused with a hint at
-    --sep: it was read with the wrong separator.
-    """
-    if sep is not None:
-        sep = _parse_sep(sep)
-    path = Path(path_arg)
-    if not path.exists():
-        raise CLIError(f"rating file not found: {path}")
-    if path.is_dir():
-        raise CLIError(f"{path} is a folder, not a rating file")
-    kind, _ = _format_kind(path)
-    try:
+    def __init__(self, path_arg: str, sep: str | None, no_header: bool):
+        if sep is not None:
+            sep = _parse_sep(sep)
+        path = Path(path_arg)
+        if not path.exists():
+            raise CLIError(f"rating file not found: {path}")
+        if path.is_dir():
+            raise CLIError(f"{path} is a folder, not a rating file")
+        kind, _ = _format_kind(path)
+        self.path, self.no_header, self.parquet = path, no_header, False
+        self._parquet = None  # the frame of a parquet file, read once
         if kind == ".parquet" and sep is None:
-            try:
-                return pd.read_parquet(path), True
-            except ImportError as exc:
-                raise CLIError(
-                    f"reading {path} needs pyarrow or fastparquet: pip install "
-                    f"pyarrow ({exc})"
-                ) from None
-        if sep is None:
+            self.parquet = True
+        elif sep is None:
             if kind == ".dat":
                 sep = "::"
             elif kind == ".csv":
@@ -273,52 +298,120 @@ def _read_table(path_arg: str, sep: str | None, no_header: bool):
                     ".tsv, .parquet or .dat file, or give the field separator with "
                     r"--sep (e.g. --sep '\t' --no-header for MovieLens u.data)"
                 )
-        if sep == "::":
-            frame, named = _read_double_colon(path), False
-        else:
-            header = None if no_header else "infer"
+        self.sep = sep
+        # '::' files (MovieLens .dat) have no header.
+        self.named = self.parquet or not (no_header or sep == "::")
+
+    def read(self, nrows=None, columns=None, text_columns=None) -> pd.DataFrame:
+        """Read the file: ``nrows`` rows (None: all) of the fields at positions
+        ``columns`` (None: all), those at ``text_columns`` as text (None: all).
+        """
+        path, sep = self.path, self.sep
+        try:
+            if self.parquet:
+                if self._parquet is None:
+                    try:
+                        self._parquet = pd.read_parquet(path)
+                    except ImportError as exc:
+                        raise CLIError(
+                            f"reading {path} needs pyarrow or fastparquet: pip "
+                            f"install pyarrow ({exc})"
+                        ) from None
+                frame = self._parquet
+                if columns is not None:
+                    frame = frame.iloc[:, sorted(columns)]
+                return frame if nrows is None else frame.iloc[:nrows]
+            if sep == "::":
+                frame = _read_double_colon(path, nrows, text_columns)
+                return frame if columns is None else frame.iloc[:, sorted(columns)]
+            header = "infer" if self.named else None
+            dtype = str
+            if text_columns is not None:
+                dtype = {self.labels[j]: str for j in text_columns}
             # The C engine takes one-byte separators only: choose the Python
             # engine here rather than have pandas warn that it falls back to it.
             engine = "c" if len(sep.encode()) == 1 else "python"
-            frame = pd.read_csv(path, sep=sep, header=header, engine=engine)
-            named = not no_header
-    except CLIError:
-        raise
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        # pandas' ParserError and EmptyDataError are ValueErrors.
-        raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
-    except re.error as exc:  # a separator of several characters is a regex
-        raise CLIError(
-            f"--sep {sep!r} is not a valid regular expression (separators of "
-            f"several characters are): {_one_line(exc)}",
-            status=2,
-        ) from None
-    if frame.shape[1] == 1:
-        raise CLIError(
-            f"{path} has a single column when split on {sep!r}; if its fields "
-            "are separated otherwise, give the separator with --sep (e.g. "
-            r"--sep ';' or --sep '\t')"
-        )
-    return frame, named
+            return pd.read_csv(
+                path,
+                sep=sep,
+                header=header,
+                engine=engine,
+                nrows=nrows,
+                usecols=None if columns is None else sorted(columns),
+                dtype=dtype,
+                skipinitialspace=sep != " ",
+            )
+        except CLIError:
+            raise
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            # pandas' ParserError and EmptyDataError are ValueErrors.
+            raise CLIError(f"cannot read {path}: {_one_line(exc)}") from None
+        except re.error as exc:  # a separator of several characters is a regex
+            raise CLIError(
+                f"--sep {sep!r} is not a valid regular expression (separators of "
+                f"several characters are): {_one_line(exc)}",
+                status=2,
+            ) from None
+
+    def peek(self) -> pd.DataFrame:
+        """The first rows, every field as text; refuses a single column."""
+        frame = self.read(nrows=_PEEK_ROWS)
+        self.labels = list(frame.columns)
+        if frame.shape[1] == 1:
+            raise CLIError(
+                f"{self.path} has a single column when split on {self.sep!r}; if "
+                "its fields are separated otherwise, give the separator with --sep "
+                r"(e.g. --sep ';' or --sep '\t')"
+            )
+        return frame
 
 
-def _resolve_column(frame, spec, default, position, named, option, path) -> object:
-    """The column label meant by ``spec`` (a name or a 0-based position)."""
-    labels = list(frame.columns)
+#: Rows read first to find the columns and check the header.
+_PEEK_ROWS = 50
+
+
+def _is_number(text) -> bool:
+    try:
+        float(str(text).strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve_column(table, peek, spec, default, position, option) -> int:
+    """The position of the column meant by ``spec`` (a name or a 0-based position).
+
+    Names are matched with surrounding whitespace removed.
+    """
+    named, path = table.named, table.path
+    labels = [str(c).strip() for c in peek.columns]
     if spec is None:
         if named and default in labels:
-            return default
+            return labels.index(default)
         if not named and position < len(labels):
-            return labels[position]
+            return position
         spec = default if named else str(position)
-    for label in labels:
-        if str(label) == spec:
-            return label
+    spec = spec.strip()
+    if named and spec in labels:
+        return labels.index(spec)
     if spec.lstrip("-").isdigit() and -len(labels) <= int(spec) < len(labels):
-        return labels[int(spec)]
-    shown = ", ".join(str(c) for c in labels[:30])
+        return int(spec) % len(labels)
+    shown = ", ".join(labels[:30])
     if len(labels) > 30:
         shown += f", ... ({len(labels)} columns)"
+    first = [str(v).strip() for v in peek.iloc[0]] if len(peek) else []
+    if not named and table.no_header and spec in first:
+        raise CLIError(
+            f"column {spec!r} not found in {path}: --no-header was given, but the "
+            f"first line ({', '.join(first[:30])}) looks like a header; drop "
+            f"--no-header to give {option} by name"
+        )
+    if named and not table.parquet and any(_is_number(label) for label in labels):
+        raise CLIError(
+            f"column {spec!r} not found in {path}, whose first line ({shown}) "
+            "looks like data, not a header: if the file has no header, add "
+            f"--no-header (then {option} is a 0-based position)"
+        )
     hint = (
         f"; give the column with {option}"
         if named
@@ -329,38 +422,145 @@ def _resolve_column(frame, spec, default, position, named, option, path) -> obje
     )
 
 
+_POWERS_OF_10 = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def _plain_ints(text: np.ndarray) -> np.ndarray | None:
+    """The ids as int64 if each is an integer written plainly, else None.
+
+    Plainly: as ``str(int(id))`` writes it (ASCII digits, a '-' sign at most,
+    no '+', leading zero, underscore or space), so no two ids merge.
+    """
+    try:
+        ints = text.astype(np.int64)  # int(): also takes '+1', '01', '1_0'
+    except (ValueError, OverflowError, TypeError):
+        return None
+    lengths = np.fromiter(map(len, text), dtype=np.int64, count=len(text))
+    digits = 1 + np.searchsorted(_POWERS_OF_10, np.abs(ints), side="right")
+    if np.array_equal(lengths, digits + (ints < 0)) and "".join(text).isascii():
+        return ints
+    return None
+
+
+def _ids(column: pd.Series, keep_text: bool) -> pd.Series:
+    """The ids of a text column: text without surrounding spaces, or int64.
+
+    The column becomes int64 only when every id is an integer written plainly
+    (see :func:`_plain_ints`), so that each id prints as it is in the file:
+    ``001`` and ``1`` stay two ids, ``0195153448`` keeps its zero.
+    """
+    stripped = column.str.strip()
+    text = stripped.to_numpy(dtype=object)
+    ints = None
+    if not keep_text and not stripped.isna().any():
+        ints = _plain_ints(text)
+    if ints is None:
+        return pd.Series(text, index=column.index, dtype=object)
+    return pd.Series(ints, index=column.index)
+
+
+#: Column names of times or ids, as tokens of the name (``movieId``, ``ts``).
+_NOT_RATING_NAMES = {"time", "timestamp", "stamp", "date", "datetime", "ts", "id"}
+
+
+def _check_rating_values(ratings: pd.Series, label, shown: str, path) -> None:
+    """Warn (one line) when the rating column looks like times or ids.
+
+    ``label`` is the column's name (None without header), ``shown`` how the
+    message names the column.
+    """
+    values = ratings.to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    reason = None
+    tokens = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", str(label))
+    if isinstance(label, str) and {t.lower() for t in tokens} & _NOT_RATING_NAMES:
+        reason = "its name"
+    elif len(values) and np.abs(values).max() > 1e8:
+        reason = f"values such as {values[np.abs(values).argmax()]:.0f}"
+    elif (
+        len(values) > 1
+        and np.abs(values).max() > 1000
+        and np.all(values == np.round(values))
+        and len(np.unique(values)) == len(values)
+    ):
+        reason = (
+            f"integer values up to {np.abs(values).max():.0f}, a different one "
+            "on every row"
+        )
+    if reason is not None:
+        print(
+            f"{PROG}: warning: the rating column {shown} of {path} looks "
+            f"like times or ids ({reason}), not ratings; if so, choose the rating "
+            "column with --rating-col",
+            file=sys.stderr,
+        )
+
+
 def _load_ratings(args) -> pd.DataFrame:
-    """The user, item and rating columns of the rating file of ``args``."""
-    frame, named = _read_table(args.ratings, args.sep, args.no_header)
+    """The user, item and rating columns of the rating file of ``args``.
+
+    User and item ids of text files are read as text (see :func:`_ids`).
+    """
+    table = _Table(args.ratings, args.sep, args.no_header)
+    peek = table.peek()
     cols = [
-        _resolve_column(frame, spec, default, pos, named, option, args.ratings)
+        _resolve_column(table, peek, spec, default, pos, option)
         for spec, default, pos, option in (
             (args.user_col, "user", 0, "--user-col"),
             (args.item_col, "item", 1, "--item-col"),
             (args.rating_col, "rating", 2, "--rating-col"),
         )
     ]
+    labels = [str(peek.columns[j]).strip() for j in cols]
+    path = args.ratings
     if len(set(cols)) < 3:
         raise CLIError(
-            f"the user, item and rating columns must differ; got {cols} for "
-            f"{args.ratings}"
+            f"the user, item and rating columns must differ; got {labels} for {path}"
         )
+    if table.named and not table.parquet and all(map(_is_number, labels)):
+        print(
+            f"{PROG}: warning: the first line of {path} ({', '.join(labels)}) was "
+            "read as the header but looks like data; if the file has no header, "
+            "add --no-header",
+            file=sys.stderr,
+        )
+    frame = table.read(columns=cols, text_columns=cols[:2])
+    frame.columns = sorted(cols)  # read in file order
     ratings = frame[cols].copy()
     ratings.columns = ["user", "item", "rating"]
     if len(ratings) == 0:
         raise CLIError(f"{args.ratings} holds no ratings")
+    if not table.parquet:
+        for what in ("user", "item"):
+            ratings[what] = _ids(ratings[what], args.string_ids)
+    rating_name = repr(labels[2]) if table.named else f"at position {cols[2]}"
     if not pd.api.types.is_numeric_dtype(ratings["rating"]):
         values = pd.to_numeric(ratings["rating"], errors="coerce")
         # Quote a value that is there but not a number, not a missing one.
         bad_mask = values.isna() & ratings["rating"].notna()
-        bad = ratings["rating"][bad_mask].iloc[:1].tolist()
-        if bad:
+        bad = ratings["rating"][bad_mask]
+        if len(bad) and not table.named and bad.index[0] == 0 and len(bad) == 1:
+            first = ", ".join(str(v).strip() for v in peek.iloc[0].tolist()[:30])
             raise CLIError(
-                f"the rating column {cols[2]!r} of {args.ratings} holds values "
-                f"that are not numbers, e.g. {bad[0]!r}; choose another column "
-                "with --rating-col"
+                f"the first line of {args.ratings} ({first}) looks like a header, "
+                "not ratings"
+                + (
+                    ": drop --no-header to read it as one"
+                    if table.no_header
+                    else "; remove it"
+                )
+            )
+        if len(bad):
+            raise CLIError(
+                f"the rating column {rating_name} of {args.ratings} holds values "
+                f"that are not numbers, e.g. {bad.iloc[0]!r}; choose another "
+                "column with --rating-col"
             )
         ratings["rating"] = values
+    if pd.api.types.is_numeric_dtype(ratings["rating"]):
+        _check_rating_values(
+            ratings["rating"], labels[2] if table.named else None, rating_name, path
+        )
     return ratings
 
 
@@ -373,7 +573,19 @@ def _make_model(args, **params):
             params[dest] = value
     if getattr(args, "verbose", False):
         params["verbose"] = 1
-    return MFRegressor(**params)
+    model = MFRegressor(**params)
+    _validate_params(model)
+    return model
+
+
+def _validate_params(model) -> None:
+    """Refuse invalid parameter values as usage errors, before any work."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        raise CLIError(str(exc), status=2) from None
 
 
 def _device_name(device) -> str:
@@ -394,6 +606,13 @@ def _demo(args, out) -> int:
     source = None
     if not args.synthetic:
         home = get_data_home(args.data_home)
+        if args.data_home is not None and not Path(home).is_dir():
+            raise CLIError(
+                f"--data-home {args.data_home}: folder not found; give the folder "
+                "that holds ml-100k/ or ml-100k.zip, or leave out --data-home (or "
+                "use --synthetic) to run on synthetic data",
+                status=2,
+            )
         try:
             train, test = load_movielens_split(
                 "u1", data_home=args.data_home, download_if_missing=False
@@ -403,6 +622,12 @@ def _demo(args, out) -> int:
                 f"{len(train):,} training and {len(test):,} test ratings"
             )
         except FileNotFoundError:
+            if args.data_home is not None:
+                raise CLIError(
+                    f"MovieLens 100K (with its split u1) not found in --data-home "
+                    f"{home}: put ml-100k.zip or ml-100k/ there, or leave out "
+                    "--data-home (or use --synthetic) to run on synthetic data"
+                ) from None
             print(
                 f"MovieLens 100K not found in {home} (put ml-100k.zip or ml-100k/ "
                 "there, or use --data-home or SKMF_DATA); using synthetic data.",
@@ -444,27 +669,47 @@ def _demo(args, out) -> int:
     return 0
 
 
-def _fit(args, out) -> int:
-    import joblib
-
-    output = Path(args.output)
+def _check_output(output: Path) -> None:
+    """Refuse a model path that cannot be written, before any work."""
     if output.is_dir():
         raise CLIError(
             f"-o/--output {output} is a folder; give the name of the model file "
             f"to write (e.g. {output / 'model.skmf'})",
             status=2,
         )
-    if not output.parent.is_dir():
-        raise CLIError(f"cannot write {output}: folder {output.parent} not found")
-    ratings = _load_ratings(args)
+    folder = output.parent
+    if not folder.exists():
+        raise CLIError(f"cannot write {output}: folder {folder} not found")
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {output}: {folder} is not a folder")
+    if output.exists() and not output.is_file():
+        raise CLIError(f"cannot write {output}: it exists and is not a file")
+    try:  # the model is written the same way: a new file in the folder
+        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
+    except OSError as exc:
+        raise CLIError(
+            f"cannot write {output}: no permission to create files in the folder "
+            f"{folder} ({exc.strerror or _one_line(exc)}); choose another "
+            "-o/--output"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _fit(args, out) -> int:
+    from skmf._persist import save_model
+
+    output = Path(args.output)
+    _check_output(output)
     model = _make_model(args)
+    ratings = _load_ratings(args)
     device = _device_name(model.device)
     start = time.perf_counter()
     model.fit(ratings)
     elapsed = time.perf_counter() - start
     rmse = _rmse(ratings["rating"], model.predict(ratings[["user", "item"]]))
     try:
-        joblib.dump(model, output)
+        save_model(model, output)
     except OSError as exc:
         raise CLIError(f"cannot write {output}: {_one_line(exc)}") from None
     print(
@@ -480,14 +725,14 @@ def _fit(args, out) -> int:
 def _evaluate(args, out) -> int:
     from sklearn.model_selection import KFold
 
-    ratings = _load_ratings(args)
     if args.cv < 2:
         raise CLIError(f"--cv must be at least 2; got {args.cv}", status=2)
+    model = _make_model(args)
+    ratings = _load_ratings(args)
     if args.cv > len(ratings):
         raise CLIError(
             f"--cv={args.cv} is more folds than the {len(ratings)} ratings", status=2
         )
-    model = _make_model(args)
     device = _device_name(model.device)
     print(
         f"{args.cv}-fold cross-validation of MFRegressor on {len(ratings):,} "
@@ -560,9 +805,11 @@ def _parse_user(text: str, known: np.ndarray):
 
 
 def _recommend(args, out) -> int:
-    import joblib
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
 
     from skmf._estimator import MFRegressor
+    from skmf._persist import load_model
 
     if not hasattr(MFRegressor, "recommend"):
         raise CLIError(
@@ -573,16 +820,19 @@ def _recommend(args, out) -> int:
     path = Path(args.model)
     if not path.is_file():
         raise CLIError(f"model file not found: {path}")
-    try:
-        model = joblib.load(path)
-    except Exception as exc:  # unpickling raises anything
-        raise CLIError(
-            f"cannot read the model file {path}: {type(exc).__name__}: {_one_line(exc)}"
-        ) from None
-    if not isinstance(model, MFRegressor) or not hasattr(model, "users_"):
-        raise CLIError(f"{path} does not hold a fitted MFRegressor")
     if args.n < 1:
         raise CLIError(f"-n must be at least 1; got {args.n}", status=2)
+    try:
+        model = load_model(path)  # data only: never unpickles
+    except ValueError as exc:
+        hint = ""
+        if "not an skmf model file" in str(exc):
+            hint = "; 'skmf fit RATINGS -o MODEL.skmf' writes one"
+        raise CLIError(f"{_one_line(exc)}{hint}") from None
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise CLIError(f"{path} holds an MFRegressor that is not fitted") from None
     user, is_known = _parse_user(args.user, model.users_)
     if not is_known:
         print(

@@ -6,6 +6,7 @@ import zipfile
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -124,7 +125,9 @@ def test_round_trip_after_partial_fit(tmp_path, frame, solver):
     new = frame.iloc[:40].assign(user=frame["user"].iloc[:40] + 1000)
     model.partial_fit(new)
     loaded = round_trip(model, tmp_path)
-    X = np.vstack([frame[["user", "item"]].to_numpy(), [[1000, 0], [5000, 5]]])
+    X = pd.concat(
+        [frame[["user", "item"]], pd.DataFrame({"user": [1000, 5000], "item": [0, 5]})]
+    )
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     for a, b in zip(loaded.recommend([1000, 0], n=5), model.recommend([1000, 0], n=5)):
         assert_same(a, b)
@@ -450,4 +453,4 @@ def test_loaded_file_is_closed(tmp_path, frame):
     save_model(model, path)
     loaded = load_model(path)
     path.unlink()
-    assert loaded.predict([[0, 0]]).shape == (1,)
+    assert loaded.predict(frame[["user", "item"]][:1]).shape == (1,)
