@@ -474,7 +474,8 @@ def check_feature_names(fitted_names, data, caller: str) -> None:
     data : RatingData
         The parsed input of ``predict``, ``score``, ``partial_fit``...
     caller : str
-        The calling method, e.g. ``"MFRegressor.predict"``, for the messages.
+        The estimator and method, e.g. ``"MFRegressor.predict"``, for the
+        messages.
 
     Raises
     ------
@@ -484,20 +485,21 @@ def check_feature_names(fitted_names, data, caller: str) -> None:
     names = data.feature_names if isinstance(data, RatingData) else data
     if fitted_names is None and names is None:
         return
+    estimator = caller.partition(".")[0]
     if names is None:
         warnings.warn(
-            f"X does not have valid feature names, but {caller} was fitted with "
-            f"feature names {list(fitted_names)}; the columns of X are read in "
-            "order (user, item[, rating]). Pass a DataFrame with the same column "
-            "names to have them checked.",
+            f"X does not have valid feature names, but {estimator} was fitted "
+            f"with feature names {list(fitted_names)}: {caller} reads the columns "
+            "of X in order (user, item[, rating]). Pass a DataFrame with the "
+            "same column names to have them checked.",
             UserWarning,
             stacklevel=3,
         )
         return
     if fitted_names is None:
         warnings.warn(
-            f"X has feature names {list(names)}, but {caller} was fitted without "
-            "feature names; they are not checked.",
+            f"X has feature names {list(names)}, but {estimator} was fitted "
+            f"without feature names: {caller} does not check them.",
             UserWarning,
             stacklevel=3,
         )

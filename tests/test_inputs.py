@@ -545,10 +545,12 @@ def test_check_feature_names_other_names_are_an_error_naming_both(names, detail)
 
 def test_check_feature_names_warns_when_only_one_side_has_names():
     no_names = _parse(np.zeros((2, 2)), [1.0, 2.0])
-    with pytest.warns(UserWarning, match="X does not have valid feature names, but"):
+    match = "X does not have valid feature names, but MFRegressor was fitted with"
+    with pytest.warns(UserWarning, match=match):
         check_feature_names(_names("user", "item"), no_names, "MFRegressor.predict")
     named = _parse(_frame()[["user", "item"]], [1.0] * 4)
-    with pytest.warns(UserWarning, match="X has feature names .* fitted without"):
+    match = r"X has feature names \['user', 'item'\], but MFRegressor was fitted "
+    with pytest.warns(UserWarning, match=match + "without"):
         check_feature_names(None, named, "MFRegressor.predict")
 
 
