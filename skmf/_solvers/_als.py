@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
 __all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul", "solve_rows"]
@@ -300,7 +301,10 @@ class ALSStep(Step):
     """One ALS sweep: users, items, then the intercept.
 
     ``groups`` (the ratings grouped by user and by item) are built from
-    ``data`` when not given.
+    ``data`` when not given. With a communicator ``comm`` (see
+    :mod:`skmf._solvers._comm`) the step solves the rows this process owns,
+    from ``groups`` of its ratings (rows numbered within its ranges), and
+    shares them; ``data`` is then this process's part of the ratings.
     """
 
     def __init__(
@@ -311,20 +315,29 @@ class ALSStep(Step):
         *,
         fit_intercept: bool,
         groups: tuple[RowGroups, RowGroups] | None = None,
+        comm=LOCAL,
     ):
         k = F.P.shape[1]
         self.F, self.penalty = F, penalty
         self.fit_intercept = fit_intercept
-        self.total_weight = data.total_weight
+        self.comm = comm
+        self.total_weight = float(comm.sum(data.total_weight)[0])
         self.by_user, self.by_item = groups or group_ratings(data, k)
         self.diag = penalty_diagonal(penalty.alpha, penalty.alpha_bias, k, F.P)
 
     def __call__(self, iteration: int) -> float:
-        F, pen, diag = self.F, self.penalty, self.diag
-        solve_rows(self.by_user, F.P, F.bu, F.Q, F.bi, F.mu, pen.user_coef, diag)
-        sse, se = solve_rows(
-            self.by_item, F.Q, F.bi, F.P, F.bu, F.mu, pen.item_coef, diag, stats=True
+        F, pen, diag, comm = self.F, self.penalty, self.diag, self.comm
+        u, i = comm.rows("user"), comm.rows("item")
+        solve_rows(
+            self.by_user, F.P[u], F.bu[u], F.Q, F.bi, F.mu, pen.user_coef[u], diag
         )
+        comm.share_rows("user", F.P, F.bu)
+        sse, se = solve_rows(
+            self.by_item, F.Q[i], F.bi[i], F.P, F.bu, F.mu, pen.item_coef[i], diag,
+            stats=True,
+        )  # fmt: skip
+        comm.share_rows("item", F.Q, F.bi)
+        sse, se = comm.sum(sse, se)
         if self.fit_intercept:
             # mu minimises sum w (e - delta)^2: delta = sum w e / W.
             delta = se / self.total_weight

@@ -224,6 +224,7 @@ def run_fit_loop(
     solver_name: str,
     progress=None,
     sampling: bool = False,
+    comm=None,
 ) -> FitResult:
     """Run ``step`` (one epoch or sweep) until convergence or ``max_iter``.
 
@@ -240,6 +241,10 @@ def run_fit_loop(
     With ``sampling=True`` (an MCMC sampler, whose tracked value, the
     sample's squared error, fluctuates) the loop runs ``max_iter`` iterations
     and only a non-finite or exploding value stops it.
+
+    With a communicator ``comm`` (:mod:`skmf._solvers._comm`), ``train`` is
+    this process's part of the ratings; the step returns the objective of
+    all of them, so every process takes the same decisions.
     """
     # Divergence: the objective exceeds 1000 x the first one (or x the mean
     # squared rating, the objective of the zero model, if that is larger).
@@ -247,7 +252,10 @@ def run_fit_loop(
     r2 = train.rating.square()
     if train.weight is not None:
         r2 = r2 * train.weight
-    scale = float(r2.sum(dtype=accumulator_dtype(r2.device))) / train.total_weight
+    r2, total = r2.sum(dtype=accumulator_dtype(r2.device)), train.total_weight
+    if comm is not None:
+        r2, total = comm.sum(r2, total)
+    scale = float(r2) / float(total)
     losses: list[float] = []
     scores: list[float] | None = [] if validation is not None else None
     best_score, best_iter, best_F = math.inf, None, None

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from skmf._solvers._als import RowGroups, block_gram, design_matrix, group_ratings
+from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import Factors, Ratings, Step, accumulator_dtype
 
 __all__ = ["GibbsStep", "draw_rows"]
@@ -87,6 +88,8 @@ def draw_rows(
     generator: torch.Generator,
     *,
     stats: bool = False,
+    offset: int = 0,
+    n_total: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw [X[rows], bx[rows]] from their Gaussian conditionals given (Y, by).
 
@@ -94,6 +97,11 @@ def draw_rows(
     S = sum w z z^T + diag(reg), z = [y, 1] and t = r - mu - b_other: the
     sample is the solution of the ALS system plus noise * L^-T e for the
     Cholesky factor L of S and e ~ N(0, I).
+
+    The noise e of every row of the side is drawn at once, in the order of
+    the rows, ``n_total`` rows (default ``X.shape[0]``) of which ``X`` holds
+    those from ``offset`` on: a sharded fit (each process drawing the same
+    table) gets the chain of the one-process fit whatever the sharding.
 
     Returns
     -------
@@ -107,6 +115,8 @@ def draw_rows(
     acc = accumulator_dtype(dev)
     sse = torch.zeros((), dtype=acc, device=dev)
     se = torch.zeros((), dtype=acc, device=dev)
+    n_total = X.shape[0] if n_total is None else n_total
+    E = torch.randn((n_total, k + 1), generator=generator, dtype=dtype, device=dev)
     for blk in groups.blocks:
         A = block_gram(blk, Z)
         gram = A[:, : k + 1, : k + 1]
@@ -119,7 +129,7 @@ def draw_rows(
             low = torch.linalg.cholesky(system[bad].cpu().double())
             chol[bad] = low.to(device=dev, dtype=dtype)
         x = torch.cholesky_solve((rhs + shift)[..., None], chol)
-        e = torch.randn(x.shape, generator=generator, dtype=dtype, device=dev)
+        e = E.index_select(0, blk.rows + offset)[..., None]
         x += noise * torch.linalg.solve_triangular(chol.mT, e, upper=True)
         x = x.squeeze(-1)
         X[blk.rows] = x[:, :k]
@@ -150,13 +160,19 @@ class GibbsStep(Step):
         max_iter: int,
         random_state: np.random.RandomState,
         groups: tuple[RowGroups, RowGroups] | None = None,
+        comm=LOCAL,
     ):
         """``groups``: the ratings of ``data`` grouped by user and by item, if
-        already built (they are then rescaled in place)."""
+        already built (they are then rescaled in place). With a communicator
+        ``comm`` (:mod:`skmf._solvers._comm`), ``data`` is this process's part
+        of the ratings and ``groups`` its rows' ratings; every process draws
+        the same numbers (the hyperparameters from the shared tables, the noise
+        of every row), so the chain does not depend on the sharding."""
         k = F.P.shape[1]
         self.F, self.k = F, k
         self.fit_intercept = fit_intercept
-        self.total_weight = data.total_weight
+        self.comm = comm
+        self.total_weight = float(comm.sum(data.total_weight)[0])
         self.rng = random_state
         device = F.P.device
         self.generator = torch.Generator(device=device)
@@ -164,9 +180,11 @@ class GibbsStep(Step):
         w = data.weight
         acc = accumulator_dtype(device)
         r = data.rating.to(acc)
-        mean = float(r.mean() if w is None else (w * r).sum() / w.sum())
+        sr = r.sum() if w is None else (w * r).sum()
+        mean = float(comm.sum(sr)[0]) / self.total_weight
         var = (r - mean).square()
-        var = float(var.mean() if w is None else (w * var).sum() / w.sum())
+        var = var.sum() if w is None else (w * var).sum()
+        var = float(comm.sum(var)[0]) / self.total_weight
         self.scale = math.sqrt(var) if var > 0 else 1.0
         if groups is None:
             scaled = Ratings(
@@ -187,21 +205,28 @@ class GibbsStep(Step):
             F.P, F.Q, F.bu, F.bi, F.mu)))  # fmt: skip
         self.n_kept = 0
 
-    def _sample_rows(self, groups, X, bx, Y, by, *, stats=False):
+    def _sample_rows(self, side, groups, X, bx, Y, by, *, stats=False):
         """Draw the hyperparameters of X's side, then [X[rows], bx[rows]]."""
         m, lam = _sample_hyper(torch.cat([X, bx[:, None]], 1), self.rng)
         dev, dtype = X.device, X.dtype
         reg = torch.as_tensor(lam / self.tau, dtype=dtype, device=dev)
         shift = torch.as_tensor(lam * m / self.tau, dtype=dtype, device=dev)
-        return draw_rows(
-            groups, X, bx, Y, by, self.F.mu, reg, shift, 1 / math.sqrt(self.tau),
-            self.generator, stats=stats,
+        rows = self.comm.rows(side)
+        out = draw_rows(
+            groups, X[rows], bx[rows], Y, by, self.F.mu, reg, shift,
+            1 / math.sqrt(self.tau), self.generator, stats=stats,
+            offset=rows.start or 0, n_total=X.shape[0],
         )  # fmt: skip
+        self.comm.share_rows(side, X, bx)
+        return out
 
     def __call__(self, iteration: int) -> float:
         F, W = self.F, self.total_weight
-        self._sample_rows(self.by_user, F.P, F.bu, F.Q, F.bi)
-        sse, se = self._sample_rows(self.by_item, F.Q, F.bi, F.P, F.bu, stats=True)
+        self._sample_rows("user", self.by_user, F.P, F.bu, F.Q, F.bi)
+        sse, se = self._sample_rows(
+            "item", self.by_item, F.Q, F.bi, F.P, F.bu, stats=True
+        )
+        sse, se = self.comm.sum(sse, se)
         sse, se = float(sse), float(se)
         if self.fit_intercept:
             # mu | rest ~ N(mu + sum w e / W, 1 / (tau W)) under a flat prior.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from skmf._solvers._als import RowGroups, rating_matmul
+from skmf._solvers._comm import LOCAL
 
 __all__ = ["spectral_factors"]
 
@@ -36,6 +37,9 @@ def spectral_factors(
     *,
     n_oversamples: int = 8,
     n_power_iter: int = 2,
+    comm=LOCAL,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rank-k factors from a randomized SVD of the centred rating matrix.
 
@@ -51,6 +55,14 @@ def spectral_factors(
         CPU generator of the Gaussian sketch (so every device gets the same).
     n_oversamples, n_power_iter : int
         Extra sketch columns and power iterations of the randomized SVD.
+    comm : communicator
+        With ratings sharded by rows (:mod:`skmf._solvers._comm`), the groups
+        hold this process's rows; each product by R is computed on them and
+        gathered (n x (k + n_oversamples) numbers), so that every process
+        gets the same factors.
+    dtype, device : torch.dtype, torch.device or None
+        Of the factors (None: those of the grouped ratings; needed when this
+        process holds no rating).
 
     Returns
     -------
@@ -62,18 +74,25 @@ def spectral_factors(
         The number of columns filled (the caller fills the rest).
     """
     # Sketch width: at most the rank the matrix can have.
-    m = min(n_components + n_oversamples, by_user.n_rows, by_item.n_rows)
-    dtype = by_user.blocks[0].r.dtype
-    device = by_user.blocks[0].r.device
-    omega = torch.randn(
-        by_user.n_rows, m, generator=generator, dtype=dtype, device="cpu"
-    )
-    Y = rating_matmul(by_item, omega.to(device), mu)  # R^T omega
+    # The number of rows of each side is that of the other's ``n_other``.
+    n_users, n_items = by_item.n_other, by_user.n_other
+    m = min(n_components + n_oversamples, n_users, n_items)
+    dtype = dtype or by_user.blocks[0].r.dtype
+    device = device or by_user.blocks[0].r.device
+
+    def R(M):  # R @ M, (n_users, m)
+        return comm.gather("user", rating_matmul(by_user, M, mu))
+
+    def Rt(M):  # R^T @ M, (n_items, m)
+        return comm.gather("item", rating_matmul(by_item, M, mu))
+
+    omega = torch.randn(n_users, m, generator=generator, dtype=dtype, device="cpu")
+    Y = Rt(omega.to(device))  # R^T omega
     for _ in range(n_power_iter):
-        Z = _orthonormal(rating_matmul(by_user, _orthonormal(Y), mu))  # R Y
-        Y = rating_matmul(by_item, Z, mu)  # R^T Z
+        Z = _orthonormal(R(_orthonormal(Y)))  # R Y
+        Y = Rt(Z)  # R^T Z
     basis = _orthonormal(Y)  # (n_items, m), spans R's leading right vectors
-    B = rating_matmul(by_user, basis, mu)  # R basis, (n_users, m)
+    B = R(basis)  # R basis, (n_users, m)
     U, S, Wt = torch.linalg.svd(B, full_matrices=False)
     r = min(n_components, S.shape[0])
     root = S[:r].sqrt()

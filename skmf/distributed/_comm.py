@@ -1,0 +1,194 @@
+"""The row-parallel solvers' collectives over ``torch.distributed``.
+
+:class:`TorchComm` implements the communicator of
+:mod:`skmf._solvers._comm` for one process of an initialized process group:
+each process owns a contiguous range of the user codes and one of the item
+codes, keeps a full copy of both factor tables, and after each half-sweep
+shares the rows it updated (:meth:`TorchComm.share_rows`). Sums over the
+processes are computed in the same order on every process (an all-gather of
+the partial sums, then a sum in rank order), so every process takes the same
+decisions (stopping, Gibbs' draws) bit for bit.
+
+It also counts the bytes each collective moves, for the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = ["TorchComm", "agree", "balanced_bounds"]
+
+
+def agree(check, group=None) -> None:
+    """Run ``check`` on every process; if it raises on one, raise on all.
+
+    A ValueError or TypeError of ``check`` on any process is raised on every
+    process (the same type; the others' message names the process), so that
+    no process waits in a collective for one that has stopped.
+    """
+    error = None
+    try:
+        check()
+    except (ValueError, TypeError) as exc:
+        error = exc
+    mine = None if error is None else (type(error) is TypeError, str(error))
+    errors = [None] * dist.get_world_size(group)
+    dist.all_gather_object(errors, mine, group=group)
+    if error is not None:
+        raise error
+    for rank, found in enumerate(errors):
+        if found is not None:
+            kind = TypeError if found[0] else ValueError
+            raise kind(f"Process {rank} of the sharded fit: {found[1]}")
+
+
+def balanced_bounds(counts: np.ndarray, size: int) -> np.ndarray:
+    """Boundaries of ``size`` contiguous ranges of rows with about equal ratings.
+
+    ``counts`` is the number of ratings of each row; range ``r`` is
+    ``bounds[r]:bounds[r + 1]``. Ranges may be empty (fewer rows than
+    ranges). Every process computes the same bounds from the same counts.
+    """
+    n = len(counts)
+    cum = np.cumsum(counts, dtype=np.int64)
+    total = int(cum[-1]) if n else 0
+    bounds = np.zeros(size + 1, dtype=np.int64)
+    bounds[size] = n
+    for r in range(1, size):
+        # The first row whose cumulative count reaches r/size of the total
+        # closes range r - 1.
+        cut = int(np.searchsorted(cum, r * total / size, side="left")) + 1
+        bounds[r] = min(max(cut, bounds[r - 1]), n)
+    return bounds
+
+
+class TorchComm:
+    """Communicator over a ``torch.distributed`` process group.
+
+    Parameters
+    ----------
+    user_bounds, item_bounds : ndarray of int64 of shape (size + 1,)
+        Process ``r`` owns the users ``user_bounds[r]:user_bounds[r + 1]`` and
+        likewise the items.
+    device : torch.device
+        Where the collectives' buffers live (the CPU for gloo, the process's
+        GPU for NCCL).
+    group : ProcessGroup or None
+        The process group (None: the default one).
+    """
+
+    def __init__(self, user_bounds, item_bounds, device, group=None):
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.size = dist.get_world_size(group)
+        self.bounds = {
+            "user": [int(b) for b in user_bounds],
+            "item": [int(b) for b in item_bounds],
+        }
+        self.device = torch.device(device)
+        #: Bytes received by this process, per kind of collective.
+        self.bytes_received: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------ ranges
+    def rows(self, side: str) -> slice:
+        """The rows of ``side`` ("user" or "item") this process owns."""
+        b = self.bounds[side]
+        return slice(b[self.rank], b[self.rank + 1])
+
+    def _counts(self, side: str) -> list[int]:
+        b = self.bounds[side]
+        return [b[r + 1] - b[r] for r in range(self.size)]
+
+    # -------------------------------------------------------- collectives
+    def _all_gather_padded(self, local: torch.Tensor, counts: list[int], kind: str):
+        """Each process's ``local`` (counts[r] rows of the same columns)."""
+        width = max(counts) if counts else 0
+        shape = local.shape[1:]
+        buf = local.new_zeros((width, *shape), device=self.device)
+        buf[: local.shape[0]] = local.to(self.device)
+        out = buf.new_empty((self.size * width, *shape))
+        dist.all_gather_single(out, buf, group=self.group)
+        item = buf.element_size() * buf[0].numel() if width else 0
+        self.bytes_received[kind] += (self.size - 1) * width * item
+        return [out[r * width : r * width + c] for r, c in enumerate(counts)]
+
+    def gather(self, side: str, local: torch.Tensor) -> torch.Tensor:
+        """The full table of ``side`` from each process's owned rows ``local``."""
+        parts = self._all_gather_padded(local, self._counts(side), "gather")
+        return torch.cat(parts).to(local.device)
+
+    def share_rows(self, side: str, *tables: torch.Tensor) -> None:
+        """Fill every process's rows of ``tables`` from their owners."""
+        if self.size == 1:
+            return
+        rows = self.rows(side)
+        cols = [t[rows].reshape(t[rows].shape[0], -1) for t in tables]
+        widths = [c.shape[1] for c in cols]
+        local = torch.cat(cols, 1)
+        parts = self._all_gather_padded(local, self._counts(side), "share_rows")
+        full = torch.cat(parts)
+        start = 0
+        for t, w in zip(tables, widths):
+            block = full[:, start : start + w].reshape(-1, *t.shape[1:])
+            t.copy_(block.to(device=t.device, dtype=t.dtype))
+            start += w
+
+    def sum(self, *values):
+        """Sums over the processes, in rank order: 0-d float64 tensors."""
+        local = torch.tensor(
+            [float(v) for v in values], dtype=torch.float64, device=self.device
+        )
+        out = local.new_empty(self.size * len(values))
+        dist.all_gather_single(out, local, group=self.group)
+        out = out.view(self.size, len(values))
+        self.bytes_received["sum"] += (self.size - 1) * local.numel() * 8
+        total = out[0].clone()
+        for r in range(1, self.size):
+            total += out[r]
+        total = total.cpu()
+        return tuple(total[j] for j in range(len(values)))
+
+    def max(self, value: float) -> float:
+        """The largest ``value`` over the processes."""
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
+        return float(t)
+
+    def min(self, value: float) -> float:
+        """The smallest ``value`` over the processes."""
+        return -self.max(-value)
+
+    def sum_int(self, counts: np.ndarray) -> np.ndarray:
+        """Element-wise sums of int64 arrays over the processes (exact)."""
+        t = torch.as_tensor(np.ascontiguousarray(counts, np.int64)).to(self.device)
+        dist.all_reduce(t, group=self.group)
+        self.bytes_received["sum"] += t.numel() * 8
+        return t.cpu().numpy()
+
+    def exchange(
+        self, dest: np.ndarray, *columns: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Send each entry of ``columns`` to process ``dest`` (all-to-all).
+
+        Returns the entries this process receives, from process 0's first, each
+        process's in the order sent.
+        """
+        order = np.argsort(dest, kind="stable")
+        send = np.bincount(dest, minlength=self.size).astype(np.int64)
+        recv = torch.empty(self.size, dtype=torch.int64, device=self.device)
+        dist.all_to_all_single(
+            recv, torch.as_tensor(send).to(self.device), group=self.group
+        )
+        recv = recv.cpu().tolist()
+        out = []
+        for col in columns:
+            src = torch.as_tensor(np.ascontiguousarray(col[order])).to(self.device)
+            got = src.new_empty((sum(recv), *src.shape[1:]))
+            dist.all_to_all_single(got, src, recv, send.tolist(), group=self.group)
+            self.bytes_received["exchange"] += got.element_size() * got.numel()
+            out.append(got.cpu().numpy())
+        return tuple(out)
