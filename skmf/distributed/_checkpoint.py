@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -28,9 +29,10 @@ from skmf._solvers import Step
 
 __all__ = ["Checkpointer", "fit_signature"]
 
-# Test hook: "<rank>:<sweep>:<marker file>" makes that rank exit abruptly
-# (os._exit(1)) after that sweep's checkpoint, once (while the marker file
-# does not exist), to test resuming after a lost process.
+# Test hook: "<rank>:<sweep>:<action>:<marker file>" makes that process, after
+# that sweep (and its checkpoint), once (while the marker file does not exist):
+# "exit" abruptly (os._exit(1), a lost process), "raise" a ValueError, or
+# "hang" (sleep), to test resuming, error reports and time-outs.
 FAIL_ONCE_ENV = "SKMF_DISTRIBUTED_FAIL_ONCE"
 
 _TABLES = ("P", "Q", "bu", "bi")
@@ -177,6 +179,12 @@ class Checkpointer(Step):
             gibbs.sum.mu.copy_(shared["sum_mu"])
         self.replay = list(shared["losses"])
         self.resumed_from = len(self.replay)
+        if self.comm.rank == 0:
+            with open(self.directory / "log.txt", "a") as log:
+                log.write(
+                    f"resumed from sweep {self.resumed_from} with "
+                    f"{self.comm.size} processes\n"
+                )
         return self.resumed_from
 
     # -------------------------------------------------------------- step
@@ -211,7 +219,12 @@ def _maybe_fail(rank: int, sweep: int) -> None:
     spec = os.environ.get(FAIL_ONCE_ENV)
     if not spec:
         return
-    which, at, marker = spec.split(":", 2)
-    if int(which) == rank and int(at) == sweep and not os.path.exists(marker):
-        Path(marker).write_text("failed once\n")
+    which, at, action, marker = spec.split(":", 3)
+    if int(which) != rank or int(at) != sweep or os.path.exists(marker):
+        return
+    Path(marker).write_text(f"{action} once\n")
+    if action == "exit":
         os._exit(1)
+    if action == "raise":
+        raise ValueError(f"Injected failure of process {rank} at sweep {sweep}.")
+    time.sleep(3600)  # "hang"

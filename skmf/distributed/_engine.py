@@ -134,7 +134,10 @@ def fit_sharded(
     centre, scale = units
     r_u = (by_user.ratings - centre) / scale
     r_i = (by_item.ratings - centre) / scale
-    agree(lambda: _check_values(r_u, by_user.weights, dtype), comm.group)
+    agree(
+        lambda: _check_values(by_user.ratings, r_u, by_user.weights, dtype),
+        comm.group,
+    )
     agree(
         lambda: _check_memory(
             n_users, n_items, len(by_user) + len(by_item), settings, device, dtype

@@ -15,6 +15,7 @@ it caused elsewhere.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import pickle
 import tempfile
@@ -67,22 +68,30 @@ class _Job:
 
 
 # ------------------------------------------------------------ processes
-def _error_path(folder: str, rank: int) -> Path:
-    return Path(folder) / f"error-{rank}.pkl"
+def _error_path(folder: str, attempt: int, rank: int) -> Path:
+    return Path(folder) / f"error-{attempt}-{rank}.pkl"
 
 
-def _write_error(folder: str, rank: int, exc: BaseException) -> None:
+def _write_error(folder: str, attempt: int, rank: int, exc: BaseException) -> None:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    record = {"time": time.time(), "rank": rank, "traceback": text}
+    record = {
+        "time": time.time(),
+        "attempt": attempt,
+        "rank": rank,
+        "traceback": text,
+        # Errors of the data or the parameters would only happen again after
+        # a restart; a lost peer or a time-out may not.
+        "deterministic": isinstance(exc, ValueError | TypeError),
+    }
     try:
         record["error"] = pickle.dumps(exc)
     except Exception:  # an exception that cannot be pickled
         record["error"] = None
         record["type"] = type(exc).__name__
         record["message"] = str(exc)
-    tmp = Path(folder) / f".error-{rank}.tmp"
+    tmp = Path(folder) / f".error-{attempt}-{rank}.tmp"
     tmp.write_bytes(pickle.dumps(record))
-    os.replace(tmp, _error_path(folder, rank))
+    os.replace(tmp, _error_path(folder, attempt, rank))
 
 
 def _set_threads(estimator) -> None:
@@ -101,14 +110,12 @@ def _worker(job: _Job):
     from skmf.distributed._shard import _fit_shard
 
     rank = int(os.environ["RANK"])
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     try:
-        # After a restart, an error raised before (not a lost process) stops
-        # the run at once: it would only happen again.
-        for r in range(int(os.environ["WORLD_SIZE"])):
-            if _error_path(job.folder, r).exists():
-                raise RuntimeError(
-                    f"process {r} failed in an earlier attempt of this fit."
-                )
+        # After a restart, an error of the data or the parameters raised
+        # before stops the run at once: it would only happen again.
+        if attempt and any(r["deterministic"] for r in _errors(job.folder)):
+            return None
         _set_threads(job.estimator)
         dist.init_process_group(
             job.backend, timeout=datetime.timedelta(seconds=job.timeout)
@@ -136,19 +143,33 @@ def _worker(job: _Job):
         finally:
             dist.destroy_process_group()
     except BaseException as exc:
-        if not _error_path(job.folder, rank).exists():
-            _write_error(job.folder, rank, exc)
+        if not _error_path(job.folder, attempt, rank).exists():
+            _write_error(job.folder, attempt, rank, exc)
         raise
 
 
-def _raise_first_error(folder: str, failure: Exception) -> None:
-    """Raise the first error a process wrote (its type and message)."""
+def _errors(folder: str) -> list[dict]:
+    """The errors the processes wrote, of every attempt."""
     records = []
     for path in Path(folder).glob("error-*.pkl"):
         try:
             records.append(pickle.loads(path.read_bytes()))
-        except Exception:
+        except Exception:  # being written, or damaged
             continue
+    return records
+
+
+def _raise_first_error(folder: str, failure: Exception) -> None:
+    """Raise the error that stopped the fit (its type and message).
+
+    The first error of the data or the parameters, if any; otherwise the
+    first error of the last attempt.
+    """
+    records = _errors(folder)
+    if records:
+        fatal = [r for r in records if r["deterministic"]]
+        last = max(r["attempt"] for r in records)
+        records = fatal or [r for r in records if r["attempt"] == last]
     if not records:
         raise RuntimeError(
             f"A process of the sharded fit stopped without an error message "
@@ -312,11 +333,21 @@ def fit(
             max_restarts=int(max_restarts), monitor_interval=0.1,
             start_method="spawn",
         )  # fmt: skip
+        # The launcher logs each failure with its traceback; fit raises the
+        # error itself, once.
+        quiet = logging.getLogger("torch.distributed.elastic")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             elastic_launch(config, _worker)(job)
         except ChildFailedError as failure:
             _raise_first_error(folder, failure)
-        fitted, record = pickle.loads((Path(folder) / "result.pkl").read_bytes())
+        finally:
+            quiet.setLevel(level)
+        result = Path(folder) / "result.pkl"
+        if not result.exists():  # stopped after a restart: an earlier error
+            _raise_first_error(folder, RuntimeError("The processes gave no model."))
+        fitted, record = pickle.loads(result.read_bytes())
     _copy_state(fitted, estimator)
     if data is not None:  # the ranks saw codes: the ids and columns of X
         estimator.users_, estimator.items_ = user_ids, item_ids
