@@ -180,6 +180,12 @@ def torch_threads(n_jobs):
     if n_jobs is None:
         yield
         return
+    if n_jobs == 0:
+        raise ValueError(
+            "The 'n_jobs' parameter must be a positive number of threads, -1 "
+            "(all cores), -2 (all but one)...; got 0. Use n_jobs=None to keep "
+            "torch's setting."
+        )
     previous = torch.get_num_threads()
     if n_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one
         n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)

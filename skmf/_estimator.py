@@ -62,15 +62,21 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     n_components : int, default=16
         Number of latent factors k.
 
-    alpha : float, default=1.2
-        Regularization strength :math:`\lambda` of the factors, in [0, inf).
-        "gibbs" learns its penalties from the data and uses ``alpha``,
-        ``alpha_bias`` and ``alpha_scaling`` only in :meth:`partial_fit` and
-        in :meth:`recommend` with ``ratings``.
+    alpha : float, default=1.05
+        Regularization strength of the factors, in [0, inf), per unit of the
+        ratings' standard deviation :math:`\sigma` (the penalty of the
+        objective in the Notes is :math:`\lambda = \alpha \sigma`): the
+        same ``alpha`` means the same on a 1-5, a 1-100 or a -10-10 scale,
+        and fitting :math:`a r + d` gives the predictions :math:`a \hat r +
+        d`. The default was tuned on MovieLens (:math:`\sigma \approx
+        1.12`). "gibbs" learns its penalties from the data and uses
+        ``alpha``, ``alpha_bias`` and ``alpha_scaling`` only in
+        :meth:`partial_fit` and in :meth:`recommend` with ``ratings``.
 
     alpha_bias : float or None, default=None
-        Regularization strength of the biases, in [0, inf). None uses
-        ``alpha``.
+        Regularization strength :math:`\lambda_b` of the biases, in [0,
+        inf). It has no unit (biases are in the ratings' units, as the
+        errors are). None uses ``alpha``.
 
     alpha_scaling : {"sqrt", "count", "none"}, default="sqrt"
         How the penalty of each user and item is scaled by its (weighted)
@@ -143,9 +149,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     init_std : float or "auto", default="auto"
         Standard deviation of the normal initialization of the factors (with
         ``init="random"``, and for users and items new to a ``warm_start``
-        fit). "auto" uses ``sqrt(0.1 * std(r) / sqrt(k))``, so that the
-        initial :math:`p_u^\top q_i` are about a tenth of the rating spread
-        whatever the rating scale.
+        fit), in the units of the standardized ratings (see the Notes):
+        ``init_std * sqrt(std(r))`` in the ratings' units. "auto" uses
+        ``sqrt(0.1 / sqrt(k))``, so that the initial :math:`p_u^\top q_i`
+        are about a tenth of the rating spread.
 
     clip : bool, default=False
         Whether to clip predictions to the range of the training ratings. Off
@@ -162,8 +169,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     n_jobs : int or None, default=None
         Number of CPU threads torch uses while fitting and predicting. None
-        keeps torch's setting (``torch.get_num_threads()``); -1 uses all
-        cores.
+        keeps torch's setting (``torch.get_num_threads()``); as in joblib,
+        -1 uses all cores, -2 all but one, and so on; 0 is not allowed.
 
     random_state : int, RandomState instance or None, default=None
         Seed of the initialization, the shuffling and the validation split.
@@ -247,13 +254,22 @@ class MFRegressor(RegressorMixin, BaseEstimator):
             + \lambda \Big(\sum_u c_u \|p_u\|^2 + \sum_i c_i \|q_i\|^2\Big)
             + \lambda_b \Big(\sum_u c_u b_u^2 + \sum_i c_i b_i^2\Big)
 
-    with :math:`\lambda` = ``alpha``, :math:`\lambda_b` = ``alpha_bias`` and
+    with :math:`\lambda` = ``alpha`` times the weighted standard deviation
+    :math:`\sigma` of the ratings (their root mean square when
+    ``fit_intercept=False``), :math:`\lambda_b` = ``alpha_bias`` and
     :math:`c = 1` (``alpha_scaling="none"``), :math:`c_u = n_u`, :math:`c_i =
     n_i` (``alpha_scaling="count"``) or :math:`c_u = \sqrt{n_u}`, :math:`c_i =
     \sqrt{n_i}` (``alpha_scaling="sqrt"``), where :math:`n_u = \sum_i w_{ui}`
-    and :math:`n_i = \sum_u w_{ui}` are the weighted numbers of ratings. A rating of
-    weight 0 is the same as an absent rating. ``loss_curve_`` reports
-    :math:`L / \sum w`.
+    and :math:`n_i = \sum_u w_{ui}` are the weighted numbers of ratings. A
+    rating of weight 0 is the same as an absent rating. ``loss_curve_``
+    reports :math:`L / \sum w`.
+
+    Every solver works on the standardized ratings :math:`(r - m) /
+    \sigma` (:math:`m` the weighted mean, 0 without an intercept) and the
+    fitted model is converted back, which is the objective above: so
+    ``learning_rate``, ``init_std`` and ``tol`` have no unit either, and a
+    model fitted on ratings :math:`a r + d` (:math:`a > 0`) predicts
+    :math:`a \hat r + d`, whatever the solver.
 
     *ALS* sets, for every user at once, :math:`(p_u, b_u)` to the exact
     minimizer of :math:`L` with everything else fixed:
@@ -340,8 +356,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "alpha_bias": [Interval(Real, 0, None, closed="left"), None],
+        # Bounded so that penalties stay finite in float32 (1e30 already
+        # shrinks every factor and bias to 0).
+        "alpha": [Interval(Real, 0, 1e30, closed="both")],
+        "alpha_bias": [Interval(Real, 0, 1e30, closed="both"), None],
         "alpha_scaling": [StrOptions({"sqrt", "count", "none"})],
         "solver": [StrOptions(set(SOLVERS))],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
@@ -359,11 +377,17 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"svd", "random"})],
-        "init_std": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        # In standardized units: 1e3 is already 1e6 standard deviations for p.q.
+        "init_std": [Interval(Real, 0, 1e3, closed="both"), StrOptions({"auto"})],
         "clip": ["boolean"],
         "device": DEVICE_TYPES,
         "dtype": DTYPE_TYPES,
-        "n_jobs": [Integral, None],
+        # joblib's rules: 1, 2, ... threads, or -1 (all cores), -2 (all but one)...
+        "n_jobs": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+            None,
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -374,7 +398,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         self,
         *,
         n_components=16,
-        alpha=1.2,
+        alpha=1.05,
         alpha_bias=None,
         alpha_scaling="sqrt",
         solver="als",
@@ -505,6 +529,7 @@ or sparse matrix of shape (n_users, n_items)
         self.loss_curve_ = record.loss_curve
         self.validation_scores_ = record.validation_scores
         self.best_iteration_ = record.best_iteration
+        self._units = record.units
         self.users_, self.items_ = user_ids, item_ids
         self.n_features_in_ = data.n_columns
         if data.feature_names is not None:
@@ -983,6 +1008,7 @@ or sparse matrix of shape (n_users, n_items)
                 u, i, ratings, w, shape, settings,
                 random_state=check_random_state(self.random_state),
                 start=self._model(), partial=True, row_counts=(user_n, item_n),
+                units=self._units,
             )  # fmt: skip
         self._set_model(model)
         if self._rated is not None:
@@ -1058,6 +1084,7 @@ or sparse matrix of shape (n_users, n_items)
             self.item_factors_, self.item_bias_, self.intercept_,
             alpha=settings.alpha, alpha_bias=settings.bias_penalty,
             scaling=settings.alpha_scaling, device=device,
+            rating_scale=self._units[1],
         )  # fmt: skip
         cols, n_codes = self._item_codes(data.items, extra_items)
         seen = cols >= 0

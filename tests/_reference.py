@@ -26,8 +26,21 @@ def predict_np(model, users, items):
     return out
 
 
+def rating_std(ratings, weights=None, fit_intercept=True):
+    """The weighted standard deviation of the ratings (root mean square without
+    an intercept): the unit of the factors' penalty (see ``alpha``)."""
+    r = np.asarray(ratings, dtype=float)
+    w = np.ones(len(r)) if weights is None else np.asarray(weights, float)
+    centre = np.sum(w * r) / np.sum(w) if fit_intercept else 0.0
+    return float(np.sqrt(np.sum(w * (r - centre) ** 2) / np.sum(w)))
+
+
 def objective_np(model, users, items, ratings, weights=None, scaling="sqrt"):
-    """The documented objective L / sum(w), by brute force over the ratings."""
+    """The documented objective L / sum(w), by brute force over the ratings.
+
+    The factors' penalty is alpha times the ratings' standard deviation, the
+    biases' alpha_bias (the objective in the ratings' own units).
+    """
     w = np.ones(len(ratings)) if weights is None else np.asarray(weights, float)
     uidx = {u: j for j, u in enumerate(model.users_.tolist())}
     iidx = {i: j for j, i in enumerate(model.items_.tolist())}
@@ -41,7 +54,7 @@ def objective_np(model, users, items, ratings, weights=None, scaling="sqrt"):
         ni[iidx[i]] += wt
     cu = {"none": np.ones_like(nu), "count": nu, "sqrt": np.sqrt(nu)}[scaling]
     ci = {"none": np.ones_like(ni), "count": ni, "sqrt": np.sqrt(ni)}[scaling]
-    a = model.alpha
+    a = model.alpha * rating_std(ratings, weights, model.fit_intercept)
     ab = model.alpha if model.alpha_bias is None else model.alpha_bias
     P = model.user_factors_.astype(np.float64)
     Q = model.item_factors_.astype(np.float64)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _reference import rating_std
 from sklearn.exceptions import ConvergenceWarning
 
 import skmf._recommend as recommend_module
@@ -194,7 +195,7 @@ def test_one_id_of_any_type_is_one_user(users, expected):
     ids, scores = model.recommend(users, n=3, exclude_seen=False)
     assert ids.shape == (3,)  # one user: 1-D
     ref = model.predict(pd.DataFrame({"user": expected * 3, "item": ids}))
-    np.testing.assert_allclose(scores, ref)
+    np.testing.assert_allclose(scores, ref, rtol=1e-5)  # float32 scores
 
 
 def test_one_item_of_any_type_is_one_candidate(model):
@@ -339,7 +340,7 @@ def test_fold_in_of_a_trained_user_recovers_its_factors(data, converged):
         rows, cols, y, None, len(model.users_), model.item_factors_,
         model.item_bias_, model.intercept_, alpha=model.alpha,
         alpha_bias=model.alpha_bias, scaling=model.alpha_scaling,
-        device=torch.device("cpu"),
+        device=torch.device("cpu"), rating_scale=rating_std(y),
     )  # fmt: skip
     assert np.abs(model.user_factors_).max() > 0.5  # not the trivial zero model
     np.testing.assert_allclose(P, model.user_factors_, atol=1e-5)
@@ -350,6 +351,7 @@ def test_fold_in_of_a_trained_user_recovers_its_factors(data, converged):
         rows, cols, y, None, len(model.users_), model.item_factors_,
         model.item_bias_, model.intercept_, alpha=model.alpha,
         alpha_bias=model.alpha_bias, scaling=wrong, device=torch.device("cpu"),
+        rating_scale=rating_std(y),
     )  # fmt: skip
     assert np.abs(P_wrong - model.user_factors_).max() > 1e-2
 
@@ -420,7 +422,7 @@ def test_partial_fit_lowers_the_error_on_new_ratings_not_on_old(data):
     assert _rmse(model, X[known], y[known]) < after["known"]
 
 
-def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(model):
+def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(data, model):
     m = copy.deepcopy(model)
     new = np.array([[100, 0], [100, 5], [100, 9], [101, 3]])
     r = np.array([5.0, 1.0, 4.0, 2.0])
@@ -428,6 +430,7 @@ def test_partial_fit_folds_new_users_in_exactly_and_updates_seen(model):
         np.array([0, 0, 0, 1]), np.searchsorted(m.items_, new[:, 1]), r, None, 2,
         m.item_factors_, m.item_bias_, m.intercept_, alpha=m.alpha,
         alpha_bias=m.alpha, scaling=m.alpha_scaling, device=torch.device("cpu"),
+        rating_scale=rating_std(data.y),
     )  # fmt: skip
     m.partial_fit(new, r)
     assert list(m.users_[-2:]) == [100, 101]
@@ -462,6 +465,7 @@ def test_partial_fit_folds_new_items_in_from_all_users(data, model):
         np.vstack([model.user_factors_, np.zeros((1, 4))]),
         np.append(model.user_bias_, 0.0), model.intercept_, alpha=m.alpha,
         alpha_bias=m.alpha, scaling=m.alpha_scaling, device=torch.device("cpu"),
+        rating_scale=rating_std(data.y),
     )  # fmt: skip
     np.testing.assert_allclose(m.item_factors_[-1], Q[0], rtol=1e-12)
     np.testing.assert_allclose(m.item_bias_[-1], b[0], rtol=1e-12)

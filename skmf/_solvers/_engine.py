@@ -11,6 +11,16 @@ sharded training. :func:`fold_in` (the exact solve of new rows with the other
 side fixed) is the one other NumPy-level function, shared with serving.
 
 Nothing else crosses the NumPy/torch boundary: no tensor leaves this module.
+
+Every solver works in standardized units: the ratings minus their weighted
+mean (0 without an intercept), divided by their weighted standard deviation
+(root mean square without an intercept), and the fitted model is converted
+back (mu = c + s mu', b = s b', p = sqrt(s) p', q = sqrt(s) q'). Fitting
+a r + d thus gives the predictions a r_hat + d for any a > 0 and d, every
+parameter meaning the same on every rating scale: ``alpha`` acts on
+standardized ratings, so in the ratings' own units the factors' penalty is
+alpha s and the biases' alpha_bias; ``learning_rate``, ``init_std`` and the
+divergence checks are unit-free.
 """
 
 from __future__ import annotations
@@ -41,7 +51,6 @@ from skmf._solvers._als import (
 )
 from skmf._solvers._common import (
     Factors,
-    FitResult,
     Penalty,
     Ratings,
     Step,
@@ -151,34 +160,122 @@ class Model:
 
 @dataclass
 class FitRecord:
-    """What the fit did (``n_iter_``, ``loss_curve_``, ...)."""
+    """What the fit did (``n_iter_``, ``loss_curve_``, ...).
+
+    ``units`` are the (centre, scale) of the standardized ratings the solver
+    worked on; later updates of the model (``partial_fit``, fold-in) use them.
+    """
 
     n_iter: int
     loss_curve: list[float]
     validation_scores: list[float] | None
     best_iteration: int | None
     converged: bool
+    units: tuple[float, float] = (0.0, 1.0)
+
+
+# -------------------------------------------------------------------- units
+def rating_units(
+    ratings: np.ndarray, weights: np.ndarray | None, fit_intercept: bool
+) -> tuple[float, float]:
+    """(centre, scale) of the ratings: weighted mean and standard deviation.
+
+    Without an intercept the centre is 0 and the scale the root mean square.
+    Computed in float64 without overflow (on ratings divided by their largest
+    magnitude). The scale is never 0: ratings all equal give their magnitude
+    (1 if they are all 0).
+    """
+    big = float(np.abs(ratings).max()) if len(ratings) else 0.0
+    if big == 0.0:
+        return 0.0, 1.0
+    x = ratings / big
+    centre = float(np.average(x, weights=weights)) if fit_intercept else 0.0
+    scale = float(np.sqrt(np.average((x - centre) ** 2, weights=weights)))
+    if not scale > 1e-12 * max(abs(centre), 1e-300):
+        scale = 1.0  # all ratings (nearly) equal: any scale fits them
+    return centre * big, scale * big
+
+
+def _to_units(model: Model, centre: float, scale: float) -> Model:
+    """``model`` for the ratings (r - centre) / scale."""
+    root = math.sqrt(scale)
+    return Model(
+        model.user_factors / root,
+        model.item_factors / root,
+        model.user_bias / scale,
+        model.item_bias / scale,
+        (model.intercept - centre) / scale,
+    )
+
+
+def _from_units(model: Model, centre: float, scale: float) -> Model:
+    """``model`` of the ratings (r - centre) / scale, for the ratings r."""
+    root = math.sqrt(scale)
+    dtype = model.user_factors.dtype
+    return Model(
+        (model.user_factors * root).astype(dtype),
+        (model.item_factors * root).astype(dtype),
+        (model.user_bias * scale).astype(dtype),
+        (model.item_bias * scale).astype(dtype),
+        centre + scale * model.intercept,
+    )
 
 
 # ------------------------------------------------------------- checks
-def _check_values(ratings: np.ndarray, weights, dtype: torch.dtype) -> None:
-    """Ratings and weights must fit the computation's dtype."""
-    if dtype != torch.float32:
-        return
-    big = 1e18  # squares and products of these stay finite in float32
-    if np.abs(ratings).max() > big or (weights is not None and weights.max() > big):
+def _check_values(
+    ratings: np.ndarray,
+    standardized: np.ndarray,
+    weights,
+    dtype: torch.dtype,
+    units=None,
+) -> None:
+    """Ratings (as given and standardized) and weights must fit the dtype.
+
+    The fitted state is kept in the ratings' units, so they must be
+    representable in the dtype; the solvers work on the standardized ratings,
+    whose squares and products must stay finite. ``units``: the (centre,
+    scale) of a previous fit the ratings were standardized with (partial_fit,
+    fold-in), for the message.
+    """
+    name = str(dtype).removeprefix("torch.")
+    # Products of standardized values stay finite below `big`; values in the
+    # ratings' units (the fitted biases) below `largest`.
+    big = 1e18 if dtype == torch.float32 else 1e150
+    largest = torch.finfo(dtype).max / 100 if dtype == torch.float32 else 1e150
+    fix = "Use dtype='float64', or rescale" if dtype == torch.float32 else "Rescale"
+    if np.abs(ratings).max() > largest:
         raise ValueError(
-            f"Ratings or sample weights above {big:g} in absolute value "
-            "overflow the float32 computation. Use dtype='float64', or rescale "
-            "the ratings and weights."
+            f"Ratings above {largest:.3g} in absolute value overflow the {name} "
+            f"model. {fix} the ratings."
         )
-    if weights is not None and weights.min() < 1e-30:
+    if np.abs(standardized).max() > big:
+        if units is None:
+            raise ValueError(
+                f"Some ratings lie more than {big:g} standard deviations from the "
+                f"others, which overflows the {name} computation. Check the ratings "
+                "for outliers or wrong values."
+            )
+        raise ValueError(
+            f"Some ratings lie more than {big:g} standard deviations from the "
+            f"ratings this model was fitted on (mean {units[0]:.6g}, standard "
+            f"deviation {units[1]:.6g}), which overflows the {name} computation. "
+            "Check the ratings, or fit a new model on all of them."
+        )
+    if weights is None:
+        return
+    if weights.max() > big:
+        raise ValueError(
+            f"Sample weights above {big:g} overflow the {name} computation. "
+            f"{fix} the weights."
+        )
+    if dtype == torch.float32 and weights.min() < 1e-30:
         raise ValueError(
             "Sample weights below 1e-30 underflow the float32 computation. "
             "Use dtype='float64', or rescale the weights."
         )
 
 
+# ------------------------------------------------------------------- memory
 def _available_bytes(device: torch.device) -> int | None:
     """Memory free for a fit on ``device`` (None: unknown)."""
     if device.type == "cuda":
@@ -211,6 +308,7 @@ def estimate_bytes(
     k, solver = int(settings.n_components), settings.solver
     rows = int(n_users) + int(n_items)
     copies = 2 + 3 * (solver == "adam") + 2 * (solver == "gibbs")
+    copies += solver in ("sgd", "adam")  # the best iterate
     copies += settings.early_stopping
     total = rows * (k + 1) * itemsize * copies
     total += int(n_ratings) * 64  # codes, values and the grouped layout
@@ -296,6 +394,7 @@ def fit_model(
     start: Model | None = None,
     partial: bool = False,
     row_counts: tuple[np.ndarray, np.ndarray] | None = None,
+    units: tuple[float, float] | None = None,
 ) -> tuple[Model, FitRecord]:
     """Fit the model to ratings: the one entry point of the solvers.
 
@@ -325,6 +424,9 @@ def fit_model(
     row_counts : (ndarray, ndarray) or None
         With ``partial``: the weighted number of ratings of every user and
         item, the previous fits' and these.
+    units : (float, float) or None
+        With ``partial``: the ``units`` of the record of the fit that made
+        ``start``. Otherwise computed from ``ratings``.
 
     Returns
     -------
@@ -334,14 +436,24 @@ def fit_model(
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     n_users, n_items = int(shape[0]), int(shape[1])
-    _check_values(ratings, weights, dtype)
+    if units is None or not partial:
+        units = rating_units(ratings, weights, settings.fit_intercept)
+    centre, scale = units
+    raw, ratings = ratings, (ratings - centre) / scale
+    _check_values(raw, ratings, weights, dtype, units if partial else None)
     _check_memory(n_users, n_items, len(ratings), settings, device, dtype)
     generator = torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
+    given = start
+    if start is not None:
+        start = _to_units(start, centre, scale)
     if partial:
-        return _partial_pass(
+        model = _partial_pass(
             users, items, ratings, weights, shape, settings, start, row_counts,
             generator, device, dtype,
         )  # fmt: skip
+        return _from_units(model, centre, scale), FitRecord(
+            1, [], None, None, True, units
+        )
     k = settings.n_components
 
     # Held-out ratings for early stopping.
@@ -417,6 +529,7 @@ def fit_model(
             n_iter_no_change=settings.n_iter_no_change, validation=validation,
             solver_name=settings.solver, progress=progress,
             sampling=settings.solver == "gibbs",
+            keep_best=settings.solver in ("sgd", "adam"),
         )  # fmt: skip
         step.finish()
     finally:
@@ -425,7 +538,25 @@ def fit_model(
             progress.total = progress.n
             progress.close()
         step.close()
-    return _model(F, dtype), _record(result)
+    record = FitRecord(
+        result.n_iter,
+        [loss * scale**2 for loss in result.loss_curve],
+        None
+        if result.validation_scores is None
+        else [score * scale for score in result.validation_scores],
+        result.best_iteration,
+        result.converged,
+        units,
+    )
+    model = _from_units(_model(F, dtype), centre, scale)
+    if given is not None:
+        # Rows of the previous fit without training ratings kept what they had;
+        # restore them bit for bit (the change of units rounds).
+        for side, codes, n0 in (("user", tu, n_u0), ("item", ti, n_i0)):
+            idle = np.bincount(codes, minlength=n0)[:n0] == 0
+            for name in (f"{side}_factors", f"{side}_bias"):
+                getattr(model, name)[:n0][idle] = getattr(given, name)[idle]
+    return model, record
 
 
 def _model(F: Factors, dtype: torch.dtype) -> Model:
@@ -436,16 +567,6 @@ def _model(F: Factors, dtype: torch.dtype) -> Model:
         to_numpy(F.bu, np_dtype),
         to_numpy(F.bi, np_dtype),
         float(F.mu),
-    )
-
-
-def _record(result: FitResult) -> FitRecord:
-    return FitRecord(
-        result.n_iter,
-        result.loss_curve,
-        result.validation_scores,
-        result.best_iteration,
-        result.converged,
     )
 
 
@@ -460,8 +581,11 @@ def _grow(array: np.ndarray, rows: int) -> np.ndarray:
 def _partial_pass(
     users, items, ratings, weights, shape, settings, start, row_counts,
     generator, device, dtype,
-) -> tuple[Model, FitRecord]:  # fmt: skip
-    """Fold the new rows in, then one SGD epoch of the known rows (see fit_model)."""
+) -> Model:  # fmt: skip
+    """Fold the new rows in, then one SGD epoch of the known rows (see fit_model).
+
+    Everything here is in standardized units (``start`` and ``ratings``).
+    """
     n_users, n_items = shape
     n_u0, n_i0 = start.shape
     P, Q = _grow(start.user_factors, n_users), _grow(start.item_factors, n_items)
@@ -505,8 +629,8 @@ def _partial_pass(
         batch_size=settings.minibatch(len(ratings)),
         fit_intercept=False, generator=generator,
     )  # fmt: skip
-    loss = step(0)
-    return _model(F, dtype), FitRecord(1, [loss], None, None, True)
+    step(0)
+    return _model(F, dtype)
 
 
 # ------------------------------------------------------------------ fold-in
@@ -524,12 +648,15 @@ def fold_in(
     alpha_bias: float,
     scaling: str,
     device: torch.device,
+    rating_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factors and biases of new rows: the exact ALS row update, other side fixed.
 
     Row ``r`` gets the minimizer of
     ``sum_j w_rj (r_rj - mu - by_j - b_r - x_r . y_j)^2
-    + c_r (alpha |x_r|^2 + alpha_bias b_r^2)`` over its ratings, with
+    + c_r (alpha s |x_r|^2 + alpha_bias b_r^2)`` over its ratings, with
+    ``s`` = ``rating_scale`` (the scale of the standardized ratings the model
+    was fitted on: the same solve in those units), with
     ``c_r`` = 1, ``n_r`` or ``sqrt(n_r)`` (``scaling`` "none", "count",
     "sqrt") and ``n_r`` the weighted number of its ratings. Rows without a
     rating get zeros.
@@ -552,6 +679,8 @@ def fold_in(
         How the penalty of a row scales with its number of ratings.
     device : torch.device
         Where to compute.
+    rating_scale : float
+        The scale of the fit's standardized ratings (``FitRecord.units``).
 
     Returns
     -------
@@ -562,7 +691,7 @@ def fold_in(
     np_dtype = Y.dtype
     dtype = torch_dtype(np_dtype)
     if len(ratings):
-        _check_values(ratings, weights, dtype)
+        _check_values(ratings, ratings / rating_scale, weights, dtype)
     X = torch.zeros((n_rows, k), dtype=dtype, device=device)
     bx = torch.zeros(n_rows, dtype=dtype, device=device)
     if n_rows and len(ratings):
@@ -580,6 +709,6 @@ def fold_in(
             groups, X, bx, to_tensor(Y[used], device, dtype),
             to_tensor(by[used], device, dtype),
             torch.tensor(mu, dtype=dtype, device=device), penalty.user_coef,
-            penalty_diagonal(alpha, alpha_bias, k, X),
+            penalty_diagonal(alpha * rating_scale, alpha_bias, k, X),
         )  # fmt: skip
     return to_numpy(X, np_dtype), to_numpy(bx, np_dtype)

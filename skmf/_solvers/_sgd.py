@@ -128,6 +128,11 @@ class _MinibatchStep(Step):
 class SGDStep(_MinibatchStep):
     """One epoch of minibatch SGD with per-rating steps (see module docstring).
 
+    The learning rate is per unit of the mean sample weight: with weights,
+    the steps use ``learning_rate / mean(w)``, so that weights of any size
+    (an integer weight being the same as repeated ratings) keep the steps of
+    unit weights.
+
     ``frozen_users`` and ``frozen_items`` (index tensors) name rows whose
     factors and biases take no step at all (``partial_fit`` keeps the rows it
     folded in at their exact solution).
@@ -144,6 +149,8 @@ class SGDStep(_MinibatchStep):
         **kwargs,
     ):
         super().__init__(F, data, penalty, **kwargs)
+        if data.weight is not None:
+            self.lr /= float(data.weight.mean())
         self.free_users = self._free(frozen_users, data.n_users)
         self.free_items = self._free(frozen_items, data.n_items)
 
