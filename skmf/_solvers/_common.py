@@ -225,6 +225,7 @@ def run_fit_loop(
     progress=None,
     sampling: bool = False,
     comm=None,
+    keep_best: bool = False,
 ) -> FitResult:
     """Run ``step`` (one epoch or sweep) until convergence or ``max_iter``.
 
@@ -237,6 +238,10 @@ def run_fit_loop(
     ``step`` returns the objective it tracked during the iteration (SGD and
     Adam: accumulated over the epoch) or None, in which case the exact
     objective is computed after the iteration.
+
+    With ``keep_best=True`` (the stochastic solvers, whose objective can go
+    up from one epoch to the next), the iterate of lowest objective is kept
+    and restored if the last one is worse.
 
     With ``sampling=True`` (an MCMC sampler, whose tracked value, the
     sample's squared error, fluctuates) the loop runs ``max_iter`` iterations
@@ -256,6 +261,9 @@ def run_fit_loop(
     if comm is not None:
         r2, total = comm.sum(r2, total)
     scale = float(r2) / float(total)
+    # The solvers see standardized ratings (mean square 1); ratings all equal
+    # (mean square 0) must not make round-off look like divergence.
+    scale = max(scale, 1.0)
     losses: list[float] = []
     scores: list[float] | None = [] if validation is not None else None
     best_score, best_iter, best_F = math.inf, None, None
@@ -313,6 +321,11 @@ def run_fit_loop(
             best_score = min(best_score, score)
         else:
             improved = best_loss == math.inf or loss < best_loss - tol * best_loss
+            if keep_best and loss < best_loss:
+                if best_F is None:
+                    best_F = F.clone()
+                else:
+                    best_F.copy_(F)
             best_loss = min(best_loss, loss)
         no_improve = 0 if improved else no_improve + 1
         if progress is not None:
@@ -326,6 +339,6 @@ def run_fit_loop(
             break
     else:
         converged = not (max_iter > 0 and validation is None and not sampling)
-    if best_F is not None:
+    if best_F is not None and (validation is not None or losses[-1] > best_loss):
         F.copy_(best_F)
     return FitResult(n_iter, losses, scores, best_iter, converged)
