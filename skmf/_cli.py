@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="model file to write, e.g. model.skmf (checked before fitting)",
     )
+    _add_sharded_arguments(fit)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -696,9 +697,18 @@ def _check_output(output: Path) -> None:
     os.unlink(probe)
 
 
+def _add_sharded_arguments(parser: argparse.ArgumentParser) -> None:
+    from skmf.distributed._cli import add_fit_arguments
+
+    add_fit_arguments(parser)
+
+
 def _fit(args, out) -> int:
     from skmf._persist import save_model
+    from skmf.distributed._cli import is_sharded, run_fit
 
+    if is_sharded(args):  # several files, --nproc, or under torchrun
+        return run_fit(args, out)
     output = Path(args.output)
     _check_output(output)
     model = _make_model(args)

@@ -263,6 +263,44 @@ def test_files_are_split_by_size():
     assert split_files([], 2) == [[], []]
 
 
+# ------------------------------------------------------------- command
+def _csv_parts(ratings, folder):
+    X, y, _, _ = ratings
+    frame = pd.DataFrame({"user": X[:, 0], "item": X[:, 1], "rating": y})
+    paths = [folder / "r0.csv", folder / "r1.csv"]
+    frame.iloc[:2500].to_csv(paths[0], index=False)
+    frame.iloc[2500:].to_csv(paths[1], index=False)
+    return frame, [str(p) for p in paths]
+
+
+@pytest.mark.slow
+def test_command_line_fit_with_nproc(ratings, tmp_path):
+    """skmf fit FILES... --nproc 2 -o MODEL: the one-process model, saved."""
+    import subprocess
+    import sys
+
+    from skmf._persist import load_model
+
+    frame, paths = _csv_parts(ratings, tmp_path)
+    out = tmp_path / "model.skmf"
+    command = [sys.executable, "-m", "skmf", "fit", *paths, "--nproc", "2"]
+    command += ["-o", str(out), "--random-state", "0", "--n-components", "4"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sharded" in result.stdout
+    one = MFRegressor(random_state=0, n_components=4).fit(frame)
+    _same_model(load_model(out), one, atol=1e-4)
+
+
+def test_command_line_refuses_sgd_before_starting(ratings, tmp_path, capsys):
+    from skmf._cli import main
+
+    _, paths = _csv_parts(ratings, tmp_path)
+    out = str(tmp_path / "m.skmf")
+    assert main(["fit", *paths, "--nproc", "2", "--solver", "sgd", "-o", out]) == 2
+    assert "row-parallel solvers ['als', 'gibbs']" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "params, match",

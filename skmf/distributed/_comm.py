@@ -189,6 +189,7 @@ class TorchComm:
             src = torch.as_tensor(np.ascontiguousarray(col[order])).to(self.device)
             got = src.new_empty((sum(recv), *src.shape[1:]))
             dist.all_to_all_single(got, src, recv, send.tolist(), group=self.group)
-            self.bytes_received["exchange"] += got.element_size() * got.numel()
+            row = got.element_size() * (got[0].numel() if len(got) else 0)
+            self.bytes_received["exchange"] += (sum(recv) - recv[self.rank]) * row
             out.append(got.cpu().numpy())
         return tuple(out)

@@ -14,13 +14,16 @@ it caused elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import pickle
+import sys
 import tempfile
 import time
 import traceback
+import types
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -339,7 +342,8 @@ def fit(
         level = quiet.level
         quiet.setLevel(logging.CRITICAL)
         try:
-            elastic_launch(config, _worker)(job)
+            with _main_module_hidden():
+                elastic_launch(config, _worker)(job)
         except ChildFailedError as failure:
             _raise_first_error(folder, failure)
         finally:
@@ -365,6 +369,24 @@ def fit(
             stacklevel=2,
         )
     return estimator
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start the processes without re-running the caller's script in them.
+
+    The "spawn" start method imports the parent's ``__main__`` in each child
+    (running a script without an ``if __name__ == "__main__"`` guard, a
+    notebook's or a gallery example's code, again). The processes need only
+    skmf, so they are started while ``__main__`` is an empty module.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _unfitted(estimator):
