@@ -16,7 +16,7 @@ torch device, do the tensor work on that device and return NumPy arrays.
   similarity), each query excluding itself.
 
 Rated pairs are kept as CSR arrays ``(indptr, indices)``: for each user, the
-sorted, distinct item codes it rated (int32, about 4 bytes per rating).
+item codes it rated (int32, about 4 bytes per rating).
 :func:`rated_pairs` builds them, :func:`add_rated` merges new pairs in, and
 :func:`gather_exclusions` turns them into the per-query sets of candidates to
 exclude.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from skmf._data import group_by_row
 from skmf._device import to_tensor, torch_dtype
 
 __all__ = [
@@ -87,18 +88,21 @@ def predict_codes(
 def rated_pairs(
     rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (row, col) pairs as CSR arrays (indptr int64, indices int32).
+    """The (row, col) pairs as CSR arrays (indptr int64, indices int32).
 
-    Each row's columns are sorted and distinct; memory is 4 bytes per distinct
-    pair plus the row pointers.
+    Grouped by row with a counting sort (4 bytes per pair plus the row
+    pointers). Within a row the columns keep the input's order, and a pair
+    given twice is kept twice: :func:`gather_exclusions` makes them distinct.
     """
-    key = to_tensor(np.asarray(rows, np.int64), "cpu") * int(n_cols)
-    key += to_tensor(np.asarray(cols, np.int64), "cpu")
-    key = torch.unique(key).numpy()  # sorted
-    row, col = np.divmod(key, max(int(n_cols), 1))
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    grouped = group_by_row(rows, cols, int(n_rows))
+    if grouped is not None:
+        return grouped[0], grouped[1]
+    order = np.argsort(rows, kind="stable")
     indptr = np.zeros(int(n_rows) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row, minlength=int(n_rows)), out=indptr[1:])
-    return indptr, col.astype(np.int32)
+    np.cumsum(np.bincount(rows, minlength=int(n_rows)), out=indptr[1:])
+    return indptr, cols[order].astype(np.int32)
 
 
 def add_rated(
@@ -169,14 +173,13 @@ def gather_exclusions(
         locals_.append(local)
         cols.append(col)
     local, col = np.concatenate(locals_), np.concatenate(cols)
-    if len(sources) > 1:  # the sources may share pairs: keep each one once
+    if len(local):  # sources may repeat pairs (and share them): keep each once
         width = max(int(n_cand or 0), int(col.max(initial=-1)) + 1, 1)
         key = local * width + col
         key.sort()
         first = np.ones(len(key), dtype=bool)
         np.not_equal(key[1:], key[:-1], out=first[1:])
         local, col = np.divmod(key[first], width)
-    # (One canonical CSR source has distinct pairs, grouped by query row.)
     indptr = np.zeros(n_queries + 1, dtype=np.int64)
     np.cumsum(np.bincount(local, minlength=n_queries), out=indptr[1:])
     return indptr, col

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from skmf._data import group_by_row
 from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
@@ -81,6 +83,31 @@ class _Block:
     r: torch.Tensor  # (B, L) rating * sqrt(weight), 0 on padding
 
 
+def _row_order(
+    row: torch.Tensor, other: torch.Tensor, n_rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions of the ratings sorted by row (stable), and the row counts.
+
+    On the CPU a counting sort (:func:`skmf._data.group_by_row`); elsewhere,
+    or when it cannot, torch's stable sort.
+    """
+    if row.device.type == "cpu":
+        grouped = group_by_row(row.numpy(), other.numpy(), n_rows)
+        if grouped is not None:
+            indptr, _, order = grouped
+            return torch.from_numpy(order), torch.from_numpy(np.diff(indptr))
+    key = row.int() if n_rows < 2**31 else row
+    return torch.argsort(key, stable=True), torch.bincount(row, minlength=n_rows)
+
+
+def _gather_padded(values: torch.Tensor, order: torch.Tensor, fill) -> torch.Tensor:
+    """``values[order]`` followed by ``fill`` (one allocation)."""
+    out = values.new_empty(order.shape[0] + 1)
+    torch.index_select(values, 0, order, out=out[:-1])
+    out[-1] = fill
+    return out
+
+
 class RowGroups:
     """The ratings of one side (users or items), grouped into padded blocks.
 
@@ -110,20 +137,15 @@ class RowGroups:
         device = rating.device
         k = n_components
         n = row.shape[0]
-        # Positions of the ratings sorted by row (a stable sort of int32 keys is
-        # about 3x faster than of int64 ones on the CPU), with the sentinel
-        # position n -> padding: the zero row n_other of the gathered matrix,
-        # rating 0, sqrt-weight 0.
-        key = row.int() if n_rows < 2**31 else row
-        order = torch.cat([torch.argsort(key, stable=True), row.new_full((1,), n)])
-        other_x = torch.cat([other, other.new_full((1,), n_other)])
-        sw_x = (
-            None if weight is None else torch.cat([weight.sqrt(), weight.new_zeros(1)])
-        )
-        r_x = torch.cat(
-            [rating if sw_x is None else rating * sw_x[:n], rating.new_zeros(1)]
-        )
-        counts = torch.bincount(row, minlength=n_rows)
+        # The ratings in row order (a stable counting sort), each array
+        # followed by the sentinel position n -> padding: the zero row n_other
+        # of the gathered matrix, rating 0, sqrt-weight 0.
+        order, counts = _row_order(row, other, n_rows)
+        other_x = _gather_padded(other, order, n_other)
+        sw = None if weight is None else weight.sqrt()
+        sw_x = None if sw is None else _gather_padded(sw, order, 0)
+        r_x = _gather_padded(rating if sw is None else rating * sw, order, 0)
+        del order
         starts = torch.cumsum(counts, 0) - counts
         counts_cpu = counts.cpu()
         grid = torch.tensor(
@@ -140,10 +162,10 @@ class RowGroups:
             ar = torch.arange(length, device=device)
             for s in range(0, rows.shape[0], per_block):
                 rb = rows[s : s + per_block].to(device)
-                pos = torch.where(ar < counts[rb, None], starts[rb, None] + ar, n)
-                # Positions in the input, n on padding (index_select on flat
+                # Positions in row order, n on padding (index_select on flat
                 # indices is about 3x faster than advanced indexing).
-                pos = order.index_select(0, pos.view(-1))
+                pos = torch.where(ar < counts[rb, None], starts[rb, None] + ar, n)
+                pos = pos.view(-1)
                 shape = (rb.shape[0], length)
                 self.blocks.append(
                     _Block(
