@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,7 +39,14 @@ from skmf._recommend import (
     similar_rows,
     top_k,
 )
-from skmf._solvers import SOLVERS, Model, Settings, fit_model, fold_in
+from skmf._solvers import (
+    SOLVERS,
+    Model,
+    Settings,
+    fit_model,
+    fold_in,
+    fold_in_implicit,
+)
 
 __all__ = ["MFRegressor"]
 
@@ -121,8 +129,9 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         on its objective, which it computes exactly and never increases (on
         MovieLens the test RMSE stops improving once a sweep gains less than
         1 %), and 1e-3 otherwise (the epoch objective of "sgd" and "adam", and
-        the validation RMSE). "gibbs" ignores ``tol`` and ``n_iter_no_change``
-        and runs ``max_iter`` sweeps.
+        the validation RMSE, and ALS with ``implicit_feedback=True``, whose
+        test RMSE keeps improving longer). "gibbs" ignores ``tol`` and
+        ``n_iter_no_change`` and runs ``max_iter`` sweeps.
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training ratings,
@@ -192,6 +201,31 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         only; :meth:`recommend` then takes the pairs to leave out from its
         ``exclude`` argument.
 
+    implicit_feedback : bool, default=False
+        Whether to fit SVD++ (Koren 2008, [6]_): each user's factors get the
+        implicit term :math:`z_u = |N(u)|^{-1/2} \sum_{j \in N(u)} y_j`
+        over the set :math:`N(u)` of items the user rated in the training
+        data, with learned item factors :math:`y_j` (``implicit_factors_``,
+        penalized by :math:`50 \lambda \|y_j\|^2`, see the Notes), and the
+        prediction is :math:`\mu + b_u + b_i + q_i^\top (p_u + z_u)`. Lowers
+        the test RMSE of MovieLens (see the accuracy page) at about twice the
+        fit time of ALS. With "als" (the default; exact user and item updates and a
+        conjugate-gradient update of :math:`Y`, see the Notes), "sgd" and
+        "adam"; not with "gibbs", ``positive``, ``early_stopping`` or
+        :meth:`partial_fit`. A user unknown at fit time has an empty
+        :math:`N(u)`; :meth:`recommend` with ``ratings`` takes :math:`N(u)`
+        from those ratings.
+
+    positive : bool, default=False
+        Whether to constrain the factors :math:`P` and :math:`Q` to be
+        non-negative (the biases and :math:`\mu` stay free), as in
+        :class:`sklearn.decomposition.NMF`. "als" solves each row's
+        non-negative least-squares problem exactly (batched on the device),
+        "sgd" and "adam" project the factors on :math:`[0, \infty)` after
+        every minibatch; ``init="svd"`` keeps the positive or the negative
+        part of each singular pair (NNDSVD). Not with "gibbs" nor
+        ``implicit_feedback``.
+
     Attributes
     ----------
     user_factors_ : ndarray of shape (n_users, n_components)
@@ -208,6 +242,17 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     intercept_ : float
         Global offset :math:`\mu` (0.0 when ``fit_intercept=False``).
+
+    implicit_factors_ : ndarray of shape (n_items, n_components) or None
+        Implicit item factors :math:`y_j` of SVD++ (``implicit_feedback=True``),
+        None otherwise.
+
+    user_implicit_factors_ : ndarray of shape (n_users, n_components) or None
+        With ``implicit_feedback=True``, each user's implicit term
+        :math:`z_u = |N(u)|^{-1/2} \sum_{j \in N(u)} y_j` over the items of
+        its training ratings, computed at the end of the fit so that predicting
+        needs no rated pairs: the user's factors in the prediction are
+        ``user_factors_ + user_implicit_factors_``. None otherwise.
 
     users_ : ndarray of shape (n_users,)
         The user ids seen in ``fit``, in the order of the rows of
@@ -320,6 +365,38 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     penalties being learned, there is nothing to tune but ``n_components``
     and ``max_iter``.
 
+    *SVD++* (``implicit_feedback=True``) predicts :math:`\hat r_{ui} = \mu
+    + b_u + b_i + q_i^\top (p_u + z_u)` with :math:`z_u = |N(u)|^{-1/2}
+    \sum_{j \in N(u)} y_j` and adds :math:`\lambda_Y \sum_j \|y_j\|^2`
+    to :math:`L`, with :math:`\lambda_Y = 50 \lambda` whatever
+    ``alpha_scaling`` (tuned on MovieLens 100K and 1M). ALS sweeps through
+    four blocks, each update exact or a descent step, so :math:`L` never
+    increases: (1) :math:`Y`, whose
+    objective is a quadratic :math:`\frac12 \langle Y, H Y\rangle -
+    \langle B, Y\rangle` with :math:`H V = N^\top (G_u (N V)_u) + \lambda_Y
+    V`, where :math:`N` is the sparse matrix of the :math:`|N(u)|^{-1/2}`,
+    :math:`G_u = \sum_{i \in K_u} w_{ui} q_i q_i^\top` and :math:`B =
+    N^\top (\sum_i w_{ui} (r_{ui} - \mu - b_u - b_i - q_i^\top p_u)
+    q_i)_u`: three iterations of Jacobi-preconditioned conjugate gradients
+    started at the current :math:`Y`; (2) users: :math:`(p_u + z_u, b_u)`
+    solves the ALS system above with :math:`\lambda c_u z_u` added to the
+    factor part of the right-hand side (a ridge centred on :math:`z_u`);
+    (3) items: the ALS item update with the users' factors :math:`p_u +
+    z_u`; (4) :math:`\mu`. SGD and Adam use the per-rating terms above with
+    :math:`p_u + z_u` in :math:`\hat r_{ui}` and :math:`\lambda_Y
+    (w_{ui} / n_i) \|y_i\|^2` added (:math:`y_i`'s penalty spread over the
+    ratings of item :math:`i`); the gradient of rating :math:`(u, i)`,
+    :math:`2 w_{ui} e_{ui} |N(u)|^{-1/2} q_i`, reaches every :math:`y_j`,
+    :math:`j \in N(u)` (Koren's SGD update, a minibatch at a time).
+
+    With ``positive=True``, ALS sets each row's :math:`(p_u, b_u)` to the
+    minimizer of the same row objective with :math:`p_u \ge 0`: a small
+    quadratic program solved for every row of a block at once by coordinate
+    descent (each coordinate set to its exact constrained minimizer) followed
+    by an exact solve on the support found, accepted where it satisfies the
+    Karush-Kuhn-Tucker conditions; SGD and Adam clamp the factors at 0 after
+    each step (projected gradient).
+
     Users or items unknown at predict time get the best estimate available:
     :math:`\mu + b_i` for an unknown user, :math:`\mu + b_u` for an unknown
     item, :math:`\mu` for both.
@@ -337,6 +414,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
        factorization using Markov chain Monte Carlo", ICML 2008.
     .. [5] S. Rendle, "Factorization machines with libFM", ACM TIST 3(3),
        2012.
+    .. [6] Y. Koren, "Factorization meets the neighborhood: a multifaceted
+       collaborative filtering model", KDD 2008.
 
     Examples
     --------
@@ -392,6 +471,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "keep_rated_pairs": ["boolean"],
+        "implicit_feedback": ["boolean"],
+        "positive": ["boolean"],
     }
 
     def __init__(
@@ -420,6 +501,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         verbose=0,
         warm_start=False,
         keep_rated_pairs=True,
+        implicit_feedback=False,
+        positive=False,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -444,6 +527,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.keep_rated_pairs = keep_rated_pairs
+        self.implicit_feedback = implicit_feedback
+        self.positive = positive
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -549,7 +634,14 @@ or sparse matrix of shape (n_users, n_items)
         return Model(
             self.user_factors_, self.item_factors_, self.user_bias_,
             self.item_bias_, self.intercept_,
+            getattr(self, "implicit_factors_", None),
+            getattr(self, "user_implicit_factors_", None),
         )  # fmt: skip
+
+    def _user_vectors(self) -> np.ndarray:
+        """The users' factors in the prediction: p_u, plus z_u with SVD++."""
+        Z = getattr(self, "user_implicit_factors_", None)
+        return self.user_factors_ if Z is None else self.user_factors_ + Z
 
     def _set_model(self, model: Model) -> None:
         self.user_factors_ = model.user_factors
@@ -557,6 +649,8 @@ or sparse matrix of shape (n_users, n_items)
         self.user_bias_ = model.user_bias
         self.item_bias_ = model.item_bias
         self.intercept_ = model.intercept
+        self.implicit_factors_ = model.implicit_factors
+        self.user_implicit_factors_ = model.user_implicit
 
     def _check_names(self, data: RatingData, caller: str) -> None:
         """The DataFrame column names of ``X`` must be those of ``fit``."""
@@ -576,6 +670,25 @@ or sparse matrix of shape (n_users, n_items)
 
     @staticmethod
     def _check_params(settings: Settings, n_ratings: int) -> None:
+        if settings.solver == "gibbs" and (
+            settings.implicit_feedback or settings.positive
+        ):
+            name = "implicit_feedback" if settings.implicit_feedback else "positive"
+            raise ValueError(
+                f"{name}=True is not available with solver='gibbs'. Use solver="
+                "'als' (the default), 'sgd' or 'adam', or set "
+                f"{name}=False."
+            )
+        if settings.implicit_feedback and settings.positive:
+            raise ValueError(
+                "implicit_feedback=True and positive=True cannot be combined. Set "
+                "one of them to False."
+            )
+        if settings.implicit_feedback and settings.early_stopping:
+            raise ValueError(
+                "early_stopping=True is not available with implicit_feedback=True. "
+                "Set early_stopping=False (ALS stops on its objective, with 'tol')."
+            )
         if settings.early_stopping and settings.solver == "gibbs":
             raise ValueError(
                 "early_stopping=True is not available with solver='gibbs': the "
@@ -616,7 +729,7 @@ or sparse matrix of shape (n_users, n_items)
         i = encode_ids(items, self.items_)
         with torch_threads(self.n_jobs):
             pred = predict_codes(
-                u, i, self.user_factors_, self.item_factors_, self.user_bias_,
+                u, i, self._user_vectors(), self.item_factors_, self.user_bias_,
                 self.item_bias_, self.intercept_,
             )  # fmt: skip
         if self.clip:
@@ -772,7 +885,7 @@ matrix, default=None
         known = u >= 0
         U = np.zeros((m, k), dtype=dtype)
         ub = np.zeros(m, dtype=dtype)
-        U[known] = self.user_factors_[u[known]]
+        U[known] = self._user_vectors()[u[known]]
         ub[known] = self.user_bias_[u[known]]
 
         # Candidates: their factors and offsets mu + b_i (0 and mu if unknown).
@@ -977,6 +1090,13 @@ or sparse matrix of shape (n_users, n_items)
                 "pass has no validation split. Set early_stopping=False, or use "
                 "fit."
             )
+        if self.implicit_feedback:
+            raise ValueError(
+                "partial_fit does not support implicit_feedback=True: the sets "
+                "N(u) of the users' rated items would change for every user in X. "
+                "Fit again on all the ratings (warm_start=True starts from the "
+                "current model), or serve new users with recommend(..., ratings=)."
+            )
         if not hasattr(self, "user_factors_"):
             self._fit(X, y, sample_weight, max_iter=1)
             return self
@@ -1079,12 +1199,14 @@ or sparse matrix of shape (n_users, n_items)
         cols = encode_ids(data.items, self.items_)
         keep = cols >= 0
         settings = Settings.from_params(self.get_params(deep=False))
-        P_new, b_new = fold_in(
+        Y = getattr(self, "implicit_factors_", None)
+        P_new, b_new = (fold_in if Y is None else partial(fold_in_implicit, Y=Y))(
             rows[keep], cols[keep], data.ratings[keep], None, len(uniques),
             self.item_factors_, self.item_bias_, self.intercept_,
             alpha=settings.alpha, alpha_bias=settings.bias_penalty,
             scaling=settings.alpha_scaling, device=device,
             rating_scale=self._units[1],
+            **({"positive": self.positive} if Y is None else {}),
         )  # fmt: skip
         cols, n_codes = self._item_codes(data.items, extra_items)
         seen = cols >= 0

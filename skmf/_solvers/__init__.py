@@ -30,6 +30,7 @@ from skmf._solvers._engine import (
 from skmf._solvers._gibbs import GibbsStep
 from skmf._solvers._init import spectral_factors
 from skmf._solvers._sgd import AdamStep, SGDStep
+from skmf._solvers._svdpp import fold_in_implicit
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -50,6 +51,7 @@ __all__ = [
     "estimate_bytes",
     "fit_model",
     "fold_in",
+    "fold_in_implicit",
     "group_ratings",
     "objective",
     "rmse",

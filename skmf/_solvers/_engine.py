@@ -58,7 +58,9 @@ from skmf._solvers._common import (
 )
 from skmf._solvers._gibbs import GibbsStep
 from skmf._solvers._init import spectral_factors
+from skmf._solvers._nnls import PositiveALSStep, nnls_rows, nonnegative_start
 from skmf._solvers._sgd import AdamStep, SGDStep
+from skmf._solvers._svdpp import implicit_arrays, implicit_start, make_implicit_step
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -104,6 +106,8 @@ class Settings:
     device: object
     dtype: object
     verbose: int
+    implicit_feedback: bool = False
+    positive: bool = False
 
     @classmethod
     def from_params(cls, params: dict, **overrides) -> Settings:
@@ -119,9 +123,12 @@ class Settings:
 
     @property
     def stopping_tolerance(self) -> float:
-        """``tol``, with "auto" resolved (1e-2 for ALS on its objective, else 1e-3)."""
+        """``tol``, with "auto" resolved (1e-2 for ALS on its objective, else 1e-3;
+        1e-3 for ALS with ``implicit_feedback``)."""
         if self.tol != "auto":
             return float(self.tol)
+        if self.implicit_feedback:
+            return 1e-3
         return 1e-2 if self.solver == "als" and not self.early_stopping else 1e-3
 
     def step_size(self, solver: str | None = None) -> float:
@@ -152,6 +159,9 @@ class Model:
     user_bias: np.ndarray
     item_bias: np.ndarray
     intercept: float
+    # SVD++ (implicit_feedback): Y (n_items, k) and z_u = |N(u)|^-1/2 sum y_j.
+    implicit_factors: np.ndarray | None = None
+    user_implicit: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -205,6 +215,7 @@ def _to_units(model: Model, centre: float, scale: float) -> Model:
         model.user_bias / scale,
         model.item_bias / scale,
         (model.intercept - centre) / scale,
+        *(None if t is None else t / root for t in _implicit(model)),
     )
 
 
@@ -218,7 +229,12 @@ def _from_units(model: Model, centre: float, scale: float) -> Model:
         (model.user_bias * scale).astype(dtype),
         (model.item_bias * scale).astype(dtype),
         centre + scale * model.intercept,
+        *(None if t is None else (t * root).astype(dtype) for t in _implicit(model)),
     )
+
+
+def _implicit(model: Model) -> tuple:
+    return model.implicit_factors, model.user_implicit
 
 
 # ------------------------------------------------------------- checks
@@ -365,6 +381,10 @@ def _make_step(
 ) -> Step:
     """The solver's step (one epoch or sweep) for ``settings.solver``."""
     solver = settings.solver
+    if solver == "als" and settings.positive:
+        return PositiveALSStep(
+            F, train, penalty, fit_intercept=settings.fit_intercept, groups=groups
+        )
     if solver == "als":
         return ALSStep(
             F, train, penalty, fit_intercept=settings.fit_intercept, groups=groups
@@ -500,6 +520,8 @@ def fit_model(
         if settings.fit_intercept:
             mu.fill_(start.intercept)
     F = Factors(*(t.to(device) for t in (P, Q, bu, bi, mu)))
+    if settings.implicit_feedback:  # SVD++: Y, and N(u) from the training pairs
+        F, sets = implicit_start(F, train, start)
 
     penalty = Penalty.build(
         train, settings.alpha, settings.bias_penalty, settings.alpha_scaling
@@ -512,12 +534,22 @@ def fit_model(
             *(groups or group_ratings(train, k)), mean, k, generator
         )
         F.P[:, :r], F.Q[:, :r] = P0, Q0
+    if settings.positive:
+        spectral = r if settings.init == "svd" and start is None else 0
+        nonnegative_start(F, spectral)
     # New rows without training ratings (held out by early stopping) start
     # at 0; rows of a previous fit (warm start) keep their factors.
     wu, wi = penalty.user_count, penalty.item_count
     F.P[n_u0:][wu[n_u0:] == 0] = 0
     F.Q[n_i0:][wi[n_i0:] == 0] = 0
-    step = _make_step(settings, F, train, penalty, groups, generator, random_state)
+    if settings.implicit_feedback:
+        step = make_implicit_step(
+            settings, F, train, penalty, groups, generator, sets
+        )
+    else:
+        step = _make_step(settings, F, train, penalty, groups, generator, random_state)
+    if settings.positive:
+        step.positive = True  # SGD and Adam project after each minibatch
     del groups
     progress = None
     if settings.verbose:
@@ -548,7 +580,10 @@ def fit_model(
         result.converged,
         units,
     )
-    model = _from_units(_model(F, dtype), centre, scale)
+    model = _model(F, dtype)
+    if settings.implicit_feedback:
+        model.implicit_factors, model.user_implicit = implicit_arrays(F, sets, dtype)
+    model = _from_units(model, centre, scale)
     if given is not None:
         # Rows of the previous fit without training ratings kept what they had;
         # restore them bit for bit (the change of units rounds).
@@ -594,6 +629,7 @@ def _partial_pass(
     fold = {
         "alpha": settings.alpha, "alpha_bias": settings.bias_penalty,
         "scaling": settings.alpha_scaling, "device": device,
+        "positive": settings.positive,
     }  # fmt: skip
     w = weights
     new_u, new_i = users >= n_u0, items >= n_i0
@@ -629,6 +665,7 @@ def _partial_pass(
         batch_size=settings.minibatch(len(ratings)),
         fit_intercept=False, generator=generator,
     )  # fmt: skip
+    step.positive = settings.positive
     step(0)
     return _model(F, dtype)
 
@@ -649,6 +686,7 @@ def fold_in(
     scaling: str,
     device: torch.device,
     rating_scale: float = 1.0,
+    positive: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factors and biases of new rows: the exact ALS row update, other side fixed.
 
@@ -681,6 +719,9 @@ def fold_in(
         Where to compute.
     rating_scale : float
         The scale of the fit's standardized ratings (``FitRecord.units``).
+    positive : bool
+        Constrain the factors to be >= 0 (the bias stays free): the NNLS row
+        update of ``positive=True`` (:func:`skmf._solvers._nnls.nnls_rows`).
 
     Returns
     -------
@@ -705,7 +746,7 @@ def fold_in(
         groups = RowGroups(
             data.user, data.item, data.rating, data.weight, n_rows, len(used), k
         )
-        solve_rows(
+        (nnls_rows if positive else solve_rows)(
             groups, X, bx, to_tensor(Y[used], device, dtype),
             to_tensor(by[used], device, dtype),
             torch.tensor(mu, dtype=dtype, device=device), penalty.user_coef,

@@ -85,6 +85,14 @@ class _MinibatchStep(Step):
         # Per-rating penalty share: s_u = w_ui * c_u / n_u.
         self.user_share, self.item_share = penalty.shares()
 
+    #: Non-negative factors (``positive=True``): project after each minibatch.
+    positive = False
+
+    def _project(self) -> None:
+        """Clamp the factors at 0 (the projection on the constraints)."""
+        self.F.P.clamp_(min=0)
+        self.F.Q.clamp_(min=0)
+
     def _batches(self):
         n = len(self.data)
         perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
@@ -190,6 +198,8 @@ class SGDStep(_MinibatchStep):
             F.bi.index_add_(0, g.i, g.g_bi.mul_(step_i[:, 1]))
             if self.fit_intercept:
                 F.mu.sub_(lr * g.g_mu / idx.shape[0])
+            if self.positive:
+                self._project()
             total += g.loss
         return float(total) / self.data.total_weight
 
@@ -227,6 +237,8 @@ class AdamStep(_MinibatchStep):
             if self.fit_intercept:
                 F.mu.grad.fill_(g.g_mu * scale)
             self.optimizer.step()
+            if self.positive:
+                self._project()
             total += g.loss
         return float(total) / self.data.total_weight
 
