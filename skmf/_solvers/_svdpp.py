@@ -320,12 +320,26 @@ class ImplicitALSStep(Step):
         self.rated = torch.nonzero(penalty.user_count > 0).flatten()
 
     def __call__(self, iteration: int) -> float:
-        F, pen, sets, k = self.F, self.penalty, self.sets, self.F.P.shape[1]
+        F = self.F
         A = user_grams(self.by_user, F.Q, F.bi, F.mu, F.P.shape[0])
-        lam = pen.alpha * implicit_coef(pen)
-        update_implicit(F, sets, A, lam, self.cg_iterations)
-        Z = sets.user_sums(F.Y)
-        # Users: v = [p_u + z_u, b_u] with the prior mean z_u.
+        self.update_implicit(A)
+        Z = self.sets.user_sums(F.Y)
+        self.update_users(A, Z)
+        sse, se = self.update_items(Z)
+        if self.fit_intercept:
+            delta = se / self.total_weight
+            F.mu.add_(delta.to(F.mu.dtype))
+            sse = sse - self.total_weight * delta**2
+        return (float(sse) + penalty_value(self.penalty, F)) / self.total_weight
+
+    def update_implicit(self, A: torch.Tensor) -> None:
+        """The Y block: CG iterations from the current Y (user Grams ``A``)."""
+        lam = self.penalty.alpha * implicit_coef(self.penalty)
+        update_implicit(self.F, self.sets, A, lam, self.cg_iterations)
+
+    def update_users(self, A: torch.Tensor, Z: torch.Tensor) -> None:
+        """Users: v = [p_u + z_u, b_u], the ridge solution centred on z_u."""
+        F, pen, k = self.F, self.penalty, self.F.P.shape[1]
         rows = self.rated
         reg = pen.user_coef[rows, None] * self.diag
         system = A[rows, : k + 1, : k + 1]
@@ -335,16 +349,14 @@ class ImplicitALSStep(Step):
         v = ridge_solve(system, rhs)
         F.P[rows] = v[:, :k] - Z[rows]
         F.bu[rows] = v[:, k]
-        # Items, with the users' factors p_u + z_u.
-        sse, se = solve_rows(
+
+    def update_items(self, Z: torch.Tensor):
+        """Items, with the users' factors p_u + z_u; (sse, se) after it."""
+        F, pen = self.F, self.penalty
+        return solve_rows(
             self.by_item, F.Q, F.bi, F.P + Z, F.bu, F.mu, pen.item_coef, self.diag,
             stats=True,
         )  # fmt: skip
-        if self.fit_intercept:
-            delta = se / self.total_weight
-            F.mu.add_(delta.to(F.mu.dtype))
-            sse = sse - self.total_weight * delta**2
-        return (float(sse) + penalty_value(pen, F)) / self.total_weight
 
 
 def penalty_value(penalty: Penalty, F: ImplicitFactors) -> float:
