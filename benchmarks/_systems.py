@@ -140,10 +140,10 @@ class SkmfAdapter(Adapter):
         """Time each call of the solver's step (CUDA synchronised)."""
         import torch
 
-        from skmf import _estimator
+        from skmf._solvers import _engine
 
         times: list[float] = []
-        original = _estimator.run_fit_loop
+        original = _engine.run_fit_loop
         cuda = torch.cuda.is_available()
 
         def run_fit_loop(step, *args, **kwargs):
@@ -159,11 +159,11 @@ class SkmfAdapter(Adapter):
 
             return original(timed_step, *args, **kwargs)
 
-        _estimator.run_fit_loop = run_fit_loop
+        _engine.run_fit_loop = run_fit_loop
         try:
             yield times
         finally:
-            _estimator.run_fit_loop = original
+            _engine.run_fit_loop = original
 
     def predict(self, users, items):
         return self.estimator.predict(np.column_stack([users, items]))

@@ -174,12 +174,60 @@ def resolve_dtype(dtype, device: torch.device) -> torch.dtype:
     return _DTYPES[name]
 
 
+def _others_running() -> int | None:
+    """Runnable threads of other processes right now (Linux), None if unknown.
+
+    ``procs_running`` of /proc/stat counts every runnable thread of the
+    machine; this process's own runnable threads (the caller, and torch
+    workers still spinning after their last parallel region) are taken off.
+    """
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"procs_running"):
+                    running = int(line.split()[1])
+                    break
+            else:
+                return None
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            with open(os.path.join(task.path, "stat"), "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+            own += state == b"R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(running - max(own, 1), 0)
+
+
+def idle_threads(limit: int) -> int:
+    """How many of ``limit`` threads can run without waiting for a core.
+
+    The cores available to this process minus the threads other processes
+    keep runnable, at least 1. torch's threads meet at a barrier after every
+    parallel operation: when another process holds one of their cores, each
+    barrier waits for a time slice, and a fit of many small operations slows
+    tenfold, far beyond its share of the machine. With as many threads as
+    idle cores it slows only by that share. Unknown load (not Linux, or
+    counters that are not this machine's): ``limit``.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    others = _others_running()
+    if others is None or others > 4 * (os.cpu_count() or 1):
+        return limit
+    return int(min(limit, max(1, cores - others)))
+
+
 @contextlib.contextmanager
 def torch_threads(n_jobs):
-    """Run a block with ``n_jobs`` intra-op torch threads (None: torch's setting)."""
-    if n_jobs is None:
-        yield
-        return
+    """Run a block with ``n_jobs`` intra-op torch threads.
+
+    None: torch's setting, lowered to the cores other processes leave idle
+    (see :func:`idle_threads`). A number follows joblib's rules (-1: all
+    cores, -2: all but one...).
+    """
     if n_jobs == 0:
         raise ValueError(
             "The 'n_jobs' parameter must be a positive number of threads, -1 "
@@ -187,8 +235,13 @@ def torch_threads(n_jobs):
             "torch's setting."
         )
     previous = torch.get_num_threads()
-    if n_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one
+    if n_jobs is None:
+        n_jobs = idle_threads(previous)
+    elif n_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one
         n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    if n_jobs == previous:
+        yield
+        return
     torch.set_num_threads(n_jobs)
     try:
         yield

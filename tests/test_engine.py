@@ -176,3 +176,50 @@ def test_memory_estimate_grows_with_the_model():
     assert 10**6 * 64 < small < 2**30  # ML-1M defaults: well under 1 GiB
     big = _engine.Settings.from_params(MFRegressor(n_components=256).get_params())
     assert _engine.estimate_bytes(6040, 3706, 10**6, big, 4) > 4 * small
+
+
+# ------------------------------------------------------------ threads and load
+@pytest.mark.parametrize(
+    "others, cores, limit, expected",
+    [
+        (0, 2, 2, 2),
+        (1, 2, 2, 1),
+        (5, 2, 2, 1),
+        (1, 8, 4, 4),
+        (3, 8, 8, 5),
+        (None, 2, 4, 4),
+        (10**6, 2, 4, 4),
+    ],
+)
+def test_default_threads_leave_busy_cores_alone(
+    monkeypatch, others, cores, limit, expected
+):
+    """n_jobs=None: torch's threads, lowered to the idle cores (at least 1);
+    unknown or implausible load counters leave torch's setting."""
+    from skmf import _device
+
+    monkeypatch.setattr(_device, "_others_running", lambda: others)
+    monkeypatch.setattr(_device.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert _device.idle_threads(limit) == expected
+
+
+def test_torch_threads_uses_the_idle_cores_and_restores(monkeypatch):
+    from skmf import _device
+
+    monkeypatch.setattr(_device, "idle_threads", lambda limit: 1)
+    before = torch.get_num_threads()
+    with _device.torch_threads(None):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with _device.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    with pytest.raises(ValueError, match="n_jobs"):
+        with _device.torch_threads(0):
+            pass
+
+
+def test_others_running_reads_this_machine():
+    from skmf._device import _others_running
+
+    value = _others_running()
+    assert value is None or value >= 0
