@@ -178,8 +178,12 @@ class MFRegressor(RegressorMixin, BaseEstimator):
 
     n_jobs : int or None, default=None
         Number of CPU threads torch uses while fitting and predicting. None
-        keeps torch's setting (``torch.get_num_threads()``); as in joblib,
-        -1 uses all cores, -2 all but one, and so on; 0 is not allowed.
+        uses torch's setting (``torch.get_num_threads()``), lowered to the
+        cores that other processes leave idle when the call starts (on
+        Linux): torch's threads wait for each other after every operation,
+        so on a busy machine a thread without a core of its own slows the
+        whole fit far beyond its share. As in joblib, -1 uses all cores, -2
+        all but one, and so on; 0 is not allowed.
 
     random_state : int, RandomState instance or None, default=None
         Seed of the initialization, the shuffling and the validation split.
