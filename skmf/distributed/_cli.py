@@ -11,7 +11,6 @@ processes itself (torch's elastic launcher) and runs the same.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -116,11 +115,12 @@ def _run_rank(args, out) -> int:
     from skmf._cli import CLIError, _check_output, _make_model, _one_line
     from skmf._persist import save_model
     from skmf.distributed._files import split_files
+    from skmf.distributed._launch import init_process_group
     from skmf.distributed._shard import fit_shard
 
     model = _make_model(args)
     backend = "nccl" if str(model.device).startswith("cuda") else "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
+    init_process_group(backend, timeout=600.0)
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         error, frame = None, None

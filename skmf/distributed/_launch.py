@@ -106,6 +106,36 @@ def _set_threads(estimator) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
 
 
+def init_process_group(backend: str, timeout: float) -> None:
+    """``torch.distributed.init_process_group`` for a process of a launch.
+
+    From the launcher's environment (MASTER_ADDR, MASTER_PORT, RANK,
+    WORLD_SIZE), with the store's keys under a prefix per attempt: after a
+    restart, the processes must not read the addresses the processes of the
+    previous attempt left in the store (gloo would try to connect to them).
+    """
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    delta = datetime.timedelta(seconds=timeout)
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True):
+        # The launcher hosts the store.
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+            is_master=False, timeout=delta,
+        )  # fmt: skip
+    else:  # process 0 hosts it
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+            is_master=rank == 0, timeout=delta, multi_tenant=True,
+        )  # fmt: skip
+    store = dist.PrefixStore(f"skmf/attempt-{attempt}/", store)
+    dist.init_process_group(
+        backend, store=store, rank=rank, world_size=world, timeout=delta
+    )
+
+
 def _worker(job: _Job):
     """The entry point of each process started by :func:`fit`."""
     import torch.distributed as dist
@@ -120,9 +150,7 @@ def _worker(job: _Job):
         if attempt and any(r["deterministic"] for r in _errors(job.folder)):
             return None
         _set_threads(job.estimator)
-        dist.init_process_group(
-            job.backend, timeout=datetime.timedelta(seconds=job.timeout)
-        )
+        init_process_group(job.backend, job.timeout)
         try:
             if job.files is not None:
                 X = read_files(job.files[rank], job.columns)

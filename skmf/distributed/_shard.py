@@ -64,6 +64,13 @@ def check_estimator(estimator, caller: str) -> Settings:
             f"got solver={settings.solver!r}. Use solver='als' (or 'gibbs'), or "
             "fit this estimator with MFRegressor.fit on one machine."
         )
+    for name in ("implicit_feedback", "positive"):  # SVD++, nonnegative factors
+        if getattr(settings, name, False):
+            raise ValueError(
+                f"{caller} fits the biased model with ALS or Gibbs: {name}=True "
+                f"is not available. Set {name}=False, or fit this estimator with "
+                "MFRegressor.fit on one machine."
+            )
     if settings.early_stopping:
         raise ValueError(
             f"{caller} does not hold out a validation set: early_stopping=True "
