@@ -419,7 +419,11 @@ class _ImplicitMinibatch(_MinibatchStep):
             g["h_q"] = w2 * pt.square().sum(1) + a * si
             g["h_bu"] = w2 + ab * su
             g["h_bi"] = w2 + ab * si
-            hz = F.P.new_zeros(len(users)).index_add_(0, inv, hq) * norm[:, 0] ** 2
+            # y_j's curvature through z_u is |N(u)|^-1 hz_u, but the y_j of one
+            # N(u) all move z_u: their summed steps must not overshoot it. A
+            # row sum of the batch's Hessian in Y (Gershgorin) bounds both:
+            # sum_{u: j in N(u)} |N(u)| |N(u)|^-1 hz_u = sum_u hz_u.
+            hz = F.P.new_zeros(len(users)).index_add_(0, inv, hq)
             h_y = F.Y.new_zeros(F.Y.shape[0]).index_add_(0, entries, hz[local])
             g["h_y"] = h_y.index_add_(0, i, ay)
         return g
