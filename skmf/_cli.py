@@ -818,15 +818,8 @@ def _recommend(args, out) -> int:
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    from skmf._estimator import MFRegressor
     from skmf._persist import load_model
 
-    if not hasattr(MFRegressor, "recommend"):
-        raise CLIError(
-            "recommending is not available in this version of skmf "
-            "(MFRegressor has no recommend method)",
-            status=2,
-        )
     path = Path(args.model)
     if not path.is_file():
         raise CLIError(f"model file not found: {path}")
@@ -850,13 +843,7 @@ def _recommend(args, out) -> int:
             "items of highest mu + b_i",
             file=sys.stderr,
         )
-    result = model.recommend([user], n=args.n)
-    if isinstance(result, pd.DataFrame):
-        print(result.to_string(index=False), file=out)
-        return 0
-    items, scores = (np.asarray(part) for part in result)
-    if items.ndim == 2:
-        items, scores = items[0], scores[0]
+    items, scores = model.recommend(user, n=args.n)
     print(f"Top {len(items)} items for user {user}:", file=out)
     print(f"{'rank':>4}  {'item':<12} {'score':>8}", file=out)
     for rank, (item, score) in enumerate(zip(items, scores), start=1):

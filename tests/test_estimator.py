@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from _reference import predict_np
+from sklearn.exceptions import ConvergenceWarning
 
 from skmf import MFRegressor
 from skmf.datasets import make_ratings
@@ -103,13 +104,13 @@ def test_a_diverging_learning_rate_raises_and_names_the_fix(small_ratings):
 def test_warm_start_continues_and_appends_new_ids(small_ratings):
     X, y = small_ratings.X, small_ratings.y
     model = MFRegressor(max_iter=3, tol=0, warm_start=True, random_state=0)
-    with pytest.warns(Warning):
+    with pytest.warns(ConvergenceWarning):
         model.fit(X, y)
     first = model.loss_curve_[-1]
     users_before = model.users_.copy()
     X_new = np.vstack([X, [[1000, 0], [1000, 1], [1001, 2]]])
     y_new = np.concatenate([y, [5.0, 4.0, 1.0]])
-    with pytest.warns(Warning):
+    with pytest.warns(ConvergenceWarning):
         model.fit(X_new, y_new)
     np.testing.assert_array_equal(model.users_[: len(users_before)], users_before)
     assert list(model.users_[-2:]) == [1000, 1001]

@@ -3,13 +3,11 @@
 import pickle
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import make_scorer, mean_absolute_error, ndcg_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
@@ -24,13 +22,7 @@ from skmf.metrics import (
     recall_at_k,
 )
 
-
-@pytest.fixture(autouse=True)
-def _quiet_short_fits():
-    """Short fits in these tests stop at max_iter on purpose."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
 
 
 @pytest.fixture(scope="module")

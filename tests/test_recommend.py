@@ -16,13 +16,7 @@ from skmf import MFRegressor
 from skmf._solvers import fold_in
 from skmf.datasets import make_ratings
 
-
-@pytest.fixture(autouse=True)
-def _quiet_short_fits():
-    """Short fits in these tests stop at max_iter on purpose."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@
 - ``benchmarks_tables.rst`` and ``accuracy_tables.rst``: tables rendered from
   the JSON files of ``docs/benchmarks_results/`` (``benchmarks.rst``,
   ``accuracy.rst``);
-- ``api_extra.rst``: the ``skmf.metrics`` functions, when that module exists
   (``api.rst``), and their pages in ``docs/generated/``.
 
 It also gives the gallery its order (:func:`example_order`).
@@ -17,7 +16,6 @@ It also gives the gallery its order (:func:`example_order`).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -28,7 +26,6 @@ from pathlib import Path
 DOCS_DIR = Path(__file__).resolve().parents[1]
 RESULTS_DIR = DOCS_DIR / "benchmarks_results"
 GENERATED_DIR = DOCS_DIR / "_generated"
-STUB_DIR = DOCS_DIR / "generated"  # autosummary's pages
 
 #: Gallery order; examples not listed come after, by file name.
 EXAMPLE_ORDER = (
@@ -327,47 +324,8 @@ def write_benchmark_tables(
 
 
 # ------------------------------------------------------------- optional API
-FUNCTION_STUB = """{name}
-{underline}
-
-.. currentmodule:: {module}
-
-.. auto{kind}:: {name}
-
-.. minigallery:: {module}.{name}
-   :add-heading: Gallery examples using ``{name}``
-   :heading-level: -
-"""
-
-
-def write_api_extra(outdir: Path = GENERATED_DIR, stubdir: Path = STUB_DIR) -> None:
-    """The ``skmf.metrics`` section of the API page, if that module exists.
-
-    autosummary only writes the pages of the names listed in the sources
-    themselves, so the pages of these names are written here, alike.
-    """
-    try:
-        metrics = importlib.import_module("skmf.metrics")
-    except ImportError:
-        _write_if_changed(outdir / "api_extra.rst", ".. No skmf.metrics module.\n")
-        return
-    names = list(getattr(metrics, "__all__", []))
-    text = section("Metrics", "-")
-    text += ".. currentmodule:: skmf.metrics\n\n"
-    text += ".. autosummary::\n   :toctree: generated/\n\n"
-    text += "".join(f"   {n}\n" for n in names) + "\n"
-    _write_if_changed(outdir / "api_extra.rst", text)
-    for name in names:
-        kind = "class" if isinstance(getattr(metrics, name, None), type) else "function"
-        stub = FUNCTION_STUB.format(
-            name=name, underline="=" * len(name), module="skmf.metrics", kind=kind
-        )
-        _write_if_changed(stubdir / f"skmf.metrics.{name}.rst", stub)
-
-
 # ------------------------------------------------------------------ entry
 def generate() -> None:
     """Write every generated fragment; conf.py calls this before reading."""
     write_cli_help()
     write_benchmark_tables()
-    write_api_extra()
