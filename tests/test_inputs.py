@@ -235,7 +235,7 @@ def test_factorize_ids_matches_pandas_sorted_factorize(ids):
     assert uniques.dtype == ids.dtype
 
 
-# ----------------------------------------------- regressions found in review
+# ------------------------------------------- edge cases of sparse input and values
 def test_a_sparse_matrix_without_entries_is_a_clear_error():
     for caller in ("fit", "predict"):
         model = MFRegressor(max_iter=1)
