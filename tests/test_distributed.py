@@ -7,6 +7,7 @@ launch.
 
 import os
 import pickle
+import signal
 import uuid
 import warnings
 
@@ -23,6 +24,29 @@ from skmf.distributed._checkpoint import FAIL_ONCE_ENV
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 PARAMS = {"n_components": 4, "max_iter": 8, "random_state": 0}
+
+# A test that launches processes must never hang the suite: each gets this many
+# seconds of wall time before it fails (the fits' own process-group time-out is
+# also short here).
+TEST_SECONDS = 240
+
+
+@pytest.fixture(autouse=True)
+def _hard_time_limit():
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"test took more than {TEST_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_SECONDS)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +75,7 @@ def _same_model(a, b, atol):
 @pytest.fixture(scope="module")
 def gibbs_two(ratings):
     X, y, _, _ = ratings
-    return sd.fit(MFRegressor(solver="gibbs", **PARAMS), X, y, nproc=2)
+    return sd.fit(MFRegressor(solver="gibbs", **PARAMS), X, y, nproc=2, timeout=60)
 
 
 # ------------------------------------------------------------ agreement
@@ -72,7 +96,9 @@ def test_fit_agrees_with_one_process(ratings, gibbs_two, solver, nproc):
     if (solver, nproc) == ("gibbs", 2):
         model = gibbs_two
     else:
-        model = sd.fit(MFRegressor(solver=solver, **PARAMS), X, y, nproc=nproc)
+        model = sd.fit(
+            MFRegressor(solver=solver, **PARAMS), X, y, nproc=nproc, timeout=60
+        )
     _same_model(model, one, atol=1e-4)
     assert abs(_rmse(model, Xt, yt) - _rmse(one, Xt, yt)) < 1e-4
     assert sorted(vars(model)) == sorted(vars(one))
@@ -180,7 +206,7 @@ def test_resumes_from_its_checkpoint_after_a_lost_process(
     folder = tmp_path / "checkpoints"
     model = sd.fit(
         MFRegressor(solver="gibbs", **PARAMS), X, y, nproc=2,
-        checkpoint_dir=folder, checkpoint_every=2, max_restarts=1,
+        checkpoint_dir=folder, checkpoint_every=2, max_restarts=1, timeout=60,
     )  # fmt: skip
     assert marker.exists()  # process 1 did exit
     assert (folder / "log.txt").read_text() == "resumed from sweep 2 with 2 processes\n"
