@@ -6,6 +6,12 @@ tuned recipes of the accuracy page (including Bayesian MF by Gibbs sampling)::
 
     python benchmarks/accuracy.py                   # both data sets
     python benchmarks/accuracy.py --dataset ml-1m
+    python benchmarks/accuracy.py --peers           # beside Surprise and LIBMF
+    python benchmarks/accuracy.py --shapes          # other scales and shapes
+
+``--peers`` and ``--shapes`` need the benchmark environment (Surprise, LIBMF;
+see benchmarks/README.md) and run every system with ``--threads`` threads
+(default 1), timing the median of ``--repeats`` fits per split.
 
 ML-100K: mean over the official splits u1..u5. ML-1M: random 90/10 split,
 seed 0 (the splits of ``run.py``). Prints a table and writes JSON to

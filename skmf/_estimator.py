@@ -212,9 +212,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         data, with learned item factors :math:`y_j` (``implicit_factors_``,
         penalized by :math:`50 \lambda \|y_j\|^2`, see the Notes), and the
         prediction is :math:`\mu + b_u + b_i + q_i^\top (p_u + z_u)`. Lowers
-        the test RMSE of MovieLens (see the accuracy page) at about twice the
-        fit time of ALS. With "als" (the default; exact user and item updates and a
-        conjugate-gradient update of :math:`Y`, see the Notes), "sgd" and
+        the test RMSE of MovieLens (see the accuracy page) at about three
+        times the fit time of ALS. With "als" (the default; exact user and
+        item updates and a conjugate-gradient update of :math:`Y`, see the
+        Notes), "sgd" and
         "adam"; not with "gibbs", ``positive``, ``early_stopping`` or
         :meth:`partial_fit`. A user unknown at fit time has an empty
         :math:`N(u)`; :meth:`recommend` with ``ratings`` takes :math:`N(u)`
