@@ -9,6 +9,9 @@ from sklearn.exceptions import ConvergenceWarning
 from skmf import MFRegressor
 from skmf.datasets import make_ratings
 
+# Many fits here stop at max_iter on purpose (short runs).
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
+
 
 @pytest.mark.parametrize("solver", ["als", "sgd", "adam"])
 def test_predict_is_the_documented_formula(small_ratings, solver):

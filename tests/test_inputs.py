@@ -11,6 +11,14 @@ import torch
 from skmf import MFRegressor
 from skmf._data import as_id_array, check_feature_names, parse_ratings
 
+# Many fits here stop at max_iter on purpose (short runs).
+pytestmark = [
+    pytest.mark.usefixtures("quiet_short_fits"),
+    # Several tests mix DataFrames and arrays between fit and predict on
+    # purpose; the warning itself is tested where it is the subject.
+    pytest.mark.filterwarnings("ignore:X (does not have valid|has) feature names"),
+]
+
 PARAMS = {"n_components": 4, "max_iter": 5, "random_state": 0, "dtype": "float64"}
 
 

@@ -22,7 +22,11 @@ from skmf.metrics import (
     recall_at_k,
 )
 
-pytestmark = pytest.mark.usefixtures("quiet_short_fits")
+pytestmark = [
+    pytest.mark.usefixtures("quiet_short_fits"),
+    # Scorers get DataFrames from models fitted on arrays, on purpose.
+    pytest.mark.filterwarnings("ignore:X has feature names"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skmf import MFRegressor
 
+# Many fits here stop at max_iter on purpose (short runs).
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
+
 # The checks feed a free feature matrix of any width to a regressor. For skmf,
 # X is (user, item) ids with y, or (user, item, rating) triples without y:
 FREE_WIDTH = (
