@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "DEVICE_TYPES",
     "DTYPE_TYPES",
+    "available_bytes",
     "available_devices",
     "numpy_dtype",
     "resolve_device",
@@ -73,6 +74,29 @@ def available_devices() -> list[str]:
     if mps is not None and mps.is_available():
         names.append("mps")
     return names
+
+
+def available_bytes(device=None) -> int | None:
+    """Memory free for new allocations on ``device`` (the CPU by default).
+
+    None when it cannot be known (then callers do not check).
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def resolve_device(device) -> torch.device:

@@ -413,3 +413,9 @@ def test_make_ratings_sizes_do_not_overflow_in_numpy_ints():
         random_state=0,
     )  # fmt: skip
     assert len(data.y) == 100
+
+
+def test_make_ratings_too_large_for_memory_is_a_clear_error():
+    """n_users=10**12 used to die in NumPy (a 73 TiB allocation)."""
+    with pytest.raises(ValueError, match="needs about .* GiB of memory"):
+        make_ratings(n_users=10**12)

@@ -26,7 +26,6 @@ divergence checks are unit-free.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from skmf._device import (
+    available_bytes,
     numpy_dtype,
     resolve_device,
     resolve_dtype,
@@ -292,25 +292,6 @@ def _check_values(
 
 
 # ------------------------------------------------------------------- memory
-def _available_bytes(device: torch.device) -> int | None:
-    """Memory free for a fit on ``device`` (None: unknown)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def estimate_bytes(
     n_users: int, n_items: int, n_ratings: int, settings: Settings, itemsize: int
 ) -> int:
@@ -345,7 +326,7 @@ def _check_memory(
     """Raise a ValueError, before any allocation, if the fit cannot fit in memory."""
     itemsize = torch.finfo(dtype).bits // 8
     need = estimate_bytes(n_users, n_items, n_ratings, settings, itemsize)
-    have = _available_bytes(device)
+    have = available_bytes(device)
     if have is None or need <= have:
         return
     raise ValueError(

@@ -9,6 +9,8 @@ import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
+from skmf._device import available_bytes
+
 __all__ = ["make_ratings"]
 
 
@@ -86,6 +88,16 @@ def make_ratings(
         raise ValueError(
             f"n_ratings={n_ratings} is more than the n_users * n_items = "
             f"{n_users * n_items} possible (user, item) pairs."
+        )
+    # The truth (factors and biases) and about 12 arrays of n_ratings values.
+    need = 8 * ((n_users + n_items) * (int(n_components) + 1) + 12 * n_ratings)
+    have = available_bytes()
+    if have is not None and need > have:
+        raise ValueError(
+            f"make_ratings(n_users={n_users}, n_items={n_items}, "
+            f"n_ratings={n_ratings}, n_components={n_components}) needs about "
+            f"{need / 2**30:.3g} GiB of memory, but only {have / 2**30:.3g} GiB is "
+            "available. Lower the sizes."
         )
     if rating_scale is not None:
         try:
