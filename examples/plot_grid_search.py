@@ -39,7 +39,7 @@ y = ratings["rating"].to_numpy()
 # %%
 # The search
 # ----------
-# 4 values of :math:`k` times 4 values of ``alpha`` around the default 1.2,
+# 4 values of :math:`k` times 4 values of ``alpha`` around the default 1.05,
 # each fitted on 3 folds: 48 fits of about 67,000 ratings, then one refit of
 # the best on all the data. The folds are shuffled: rows are ratings, so each
 # fold holds out a third of the ratings.
