@@ -675,10 +675,8 @@ or sparse matrix of shape (n_users, n_items)
 
     @staticmethod
     def _check_params(settings: Settings, n_ratings: int) -> None:
-        if settings.solver == "gibbs" and (
-            settings.implicit_feedback or settings.positive
-        ):
-            name = "implicit_feedback" if settings.implicit_feedback else "positive"
+        if settings.solver == "gibbs" and settings.positive:
+            name = "positive"
             raise ValueError(
                 f"{name}=True is not available with solver='gibbs'. Use solver="
                 "'als' (the default), 'sgd' or 'adam', or set "

@@ -508,7 +508,16 @@ def make_implicit_step(
     settings, F: ImplicitFactors, train: Ratings, penalty: Penalty, groups,
     generator: torch.Generator, sets: ImplicitSets,
 ) -> Step:  # fmt: skip
-    """The SVD++ step of ``settings.solver`` ("als", "sgd" or "adam")."""
+    """The SVD++ step of ``settings.solver`` ("als", "sgd", "adam" or "gibbs")."""
+    if settings.solver == "gibbs":  # Bayesian SVD++ (imported here: no cycle)
+        from skmf._solvers._gibbs import ImplicitGibbsStep
+
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        return ImplicitGibbsStep(
+            F, train, sets, fit_intercept=settings.fit_intercept,
+            max_iter=settings.max_iter, random_state=np.random.RandomState(seed),
+            groups=groups,
+        )  # fmt: skip
     if settings.solver == "als":
         return ImplicitALSStep(
             F, train, penalty, sets, fit_intercept=settings.fit_intercept,
