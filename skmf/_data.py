@@ -646,13 +646,18 @@ def factorize_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if high - low < max(4 * len(ids), 1 << 16):
             if ids.dtype == np.uint64:  # may exceed the int64 range
                 offset = (ids - np.uint64(low)).astype(np.int64)
+            elif low == 0 and ids.dtype == np.int64:
+                offset = ids  # read only below: no copy needed
             else:
                 offset = ids.astype(np.int64) - low
-            where = np.full(high - low + 1, -1, dtype=np.int64)
-            where[offset] = np.arange(len(ids))  # a position of each id value
-            present = where >= 0
-            table = np.cumsum(present, dtype=np.int64) - 1
-            return table[offset], ids[where[present]]
+            present = np.bincount(offset, minlength=high - low + 1) > 0
+            values = np.flatnonzero(present)
+            if len(values) == high - low + 1:  # every id in the range: codes
+                codes = offset if offset is not ids else offset.copy()
+            else:
+                table = np.cumsum(present, dtype=np.int64) - 1
+                codes = table[offset]
+            return codes, values.astype(ids.dtype) + ids.dtype.type(low)
     try:
         codes, uniques = pd.factorize(ids, sort=True)
     except TypeError:  # ids of mixed, unorderable types

@@ -195,15 +195,29 @@ def rating_units(
     magnitude). The scale is never 0: ratings all equal give their magnitude
     (1 if they are all 0).
     """
-    big = float(np.abs(ratings).max()) if len(ratings) else 0.0
+    if not len(ratings):
+        return 0.0, 1.0
+    big = max(abs(float(ratings.max())), abs(float(ratings.min())))
     if big == 0.0:
         return 0.0, 1.0
-    x = ratings / big
-    centre = float(np.average(x, weights=weights)) if fit_intercept else 0.0
-    scale = float(np.sqrt(np.average((x - centre) ** 2, weights=weights)))
+    # In float64; the ratings are divided by their largest magnitude only
+    # where squares could overflow or underflow.
+    factor = big if not 1e-100 < big < 1e100 else 1.0
+    x = np.asarray(ratings, dtype=np.float64)
+    if factor != 1.0:
+        x = x / factor
+    if weights is None:
+        centre = float(x.mean()) if fit_intercept else 0.0
+        d = x - centre
+        scale = math.sqrt(float(d @ d) / len(d))
+    else:
+        total = float(weights.sum())
+        centre = float(weights @ x) / total if fit_intercept else 0.0
+        d = x - centre
+        scale = math.sqrt(float(weights @ (d * d)) / total)
     if not scale > 1e-12 * max(abs(centre), 1e-300):
-        scale = 1.0  # all ratings (nearly) equal: any scale fits them
-    return centre * big, scale * big
+        scale = 1.0 / factor  # all ratings (nearly) equal: any scale fits them
+    return centre * factor, scale * factor
 
 
 def _to_units(model: Model, centre: float, scale: float) -> Model:
@@ -482,8 +496,10 @@ def fit_model(
         validation = _ratings(*subset(val_idx), shape, device, dtype)
 
     # Initialization (on the CPU generator, so that every device agrees).
-    mean = float(np.average(tr, weights=tw)) if settings.fit_intercept else 0.0
-    std = float(np.sqrt(np.average((tr - mean) ** 2, weights=tw)))
+    if train_idx is None:  # standardized: mean 0 (with an intercept), std 1
+        mean, std = 0.0, 1.0
+    else:
+        mean, std = rating_units(tr, tw, settings.fit_intercept)
     init_std = settings.initial_std(std)
     cpu = {"dtype": dtype, "device": "cpu"}
     P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
