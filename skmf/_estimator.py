@@ -620,12 +620,7 @@ or sparse matrix of shape (n_users, n_items)
         self.validation_scores_ = record.validation_scores
         self.best_iteration_ = record.best_iteration
         self._units = record.units
-        self.users_, self.items_ = user_ids, item_ids
-        self.n_features_in_ = data.n_columns
-        if data.feature_names is not None:
-            self.feature_names_in_ = data.feature_names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        self._set_inputs(data, user_ids, item_ids)
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
         self._rated = (
             rated_pairs(u_codes, i_codes, *shape) if self.keep_rated_pairs else None
@@ -633,6 +628,15 @@ or sparse matrix of shape (n_users, n_items)
         self._user_n = _counts(u_codes, weights, shape[0])
         self._item_n = _counts(i_codes, weights, shape[1])
         return settings, record
+
+    def _set_inputs(self, data: RatingData, user_ids, item_ids) -> None:
+        """The id maps and the description of ``X`` seen in ``fit``."""
+        self.users_, self.items_ = user_ids, item_ids
+        self.n_features_in_ = data.n_columns
+        if data.feature_names is not None:
+            self.feature_names_in_ = data.feature_names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     def _model(self) -> Model:
         """The fitted parameters, as the solvers take them."""

@@ -51,6 +51,7 @@ from skmf._solvers._als import (
 )
 from skmf._solvers._common import (
     Factors,
+    FitResult,
     Penalty,
     Ratings,
     Step,
@@ -540,43 +541,14 @@ def fit_model(
     F.P[n_u0:][wu[n_u0:] == 0] = 0
     F.Q[n_i0:][wi[n_i0:] == 0] = 0
     if settings.implicit_feedback:
-        step = make_implicit_step(
-            settings, F, train, penalty, groups, generator, sets
-        )
+        step = make_implicit_step(settings, F, train, penalty, groups, generator, sets)
     else:
         step = _make_step(settings, F, train, penalty, groups, generator, random_state)
     if settings.positive:
         step.positive = True  # SGD and Adam project after each minibatch
     del groups
-    progress = None
-    if settings.verbose:
-        progress = tqdm(total=settings.max_iter, desc=f"MFRegressor[{settings.solver}]")
-    try:
-        result = run_fit_loop(
-            step, F, train, penalty,
-            max_iter=settings.max_iter, tol=settings.stopping_tolerance,
-            n_iter_no_change=settings.n_iter_no_change, validation=validation,
-            solver_name=settings.solver, progress=progress,
-            sampling=settings.solver == "gibbs",
-            keep_best=settings.solver in ("sgd", "adam"),
-        )  # fmt: skip
-        step.finish()
-    finally:
-        if progress is not None:
-            # Stopped before max_iter: end the bar at the iterations run.
-            progress.total = progress.n
-            progress.close()
-        step.close()
-    record = FitRecord(
-        result.n_iter,
-        [loss * scale**2 for loss in result.loss_curve],
-        None
-        if result.validation_scores is None
-        else [score * scale for score in result.validation_scores],
-        result.best_iteration,
-        result.converged,
-        units,
-    )
+    result = run_steps(step, F, train, penalty, settings, validation=validation)
+    record = fit_record(result, units)
     model = _model(F, dtype)
     if settings.implicit_feedback:
         model.implicit_factors, model.user_implicit = implicit_arrays(F, sets, dtype)
@@ -589,6 +561,63 @@ def fit_model(
             for name in (f"{side}_factors", f"{side}_bias"):
                 getattr(model, name)[:n0][idle] = getattr(given, name)[idle]
     return model, record
+
+
+def run_steps(
+    step: Step,
+    F: Factors,
+    train: Ratings,
+    penalty: Penalty,
+    settings: Settings,
+    *,
+    validation: Ratings | None = None,
+    comm=None,
+    show_progress: bool = True,
+) -> FitResult:
+    """Run the fit loop with ``settings``' stopping rule and progress bar.
+
+    Calls ``step.finish()`` after a successful loop and ``step.close()`` in
+    any case.
+    """
+    progress = None
+    if settings.verbose and show_progress:
+        progress = tqdm(total=settings.max_iter, desc=f"MFRegressor[{settings.solver}]")
+    try:
+        result = run_fit_loop(
+            step, F, train, penalty,
+            max_iter=settings.max_iter, tol=settings.stopping_tolerance,
+            n_iter_no_change=settings.n_iter_no_change, validation=validation,
+            solver_name=settings.solver, progress=progress,
+            sampling=settings.solver == "gibbs",
+            keep_best=settings.solver in ("sgd", "adam"), comm=comm,
+        )  # fmt: skip
+        step.finish()
+    finally:
+        if progress is not None:
+            # Stopped before max_iter: end the bar at the iterations run.
+            progress.total = progress.n
+            progress.close()
+        step.close()
+    return result
+
+
+def fit_record(result: FitResult, units: tuple[float, float]) -> FitRecord:
+    """The record of a fit loop run on ratings standardized with ``units``.
+
+    The curves are converted to the ratings' units: the objective by the
+    scale squared, the validation RMSE by the scale.
+    """
+    scale = units[1]
+    return FitRecord(
+        result.n_iter,
+        [loss * scale**2 for loss in result.loss_curve],
+        None
+        if result.validation_scores is None
+        else [score * scale for score in result.validation_scores],
+        result.best_iteration,
+        result.converged,
+        units,
+    )
 
 
 def _model(F: Factors, dtype: torch.dtype) -> Model:

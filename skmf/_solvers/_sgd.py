@@ -37,7 +37,7 @@ import torch
 
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
-__all__ = ["AdamStep", "SGDStep"]
+__all__ = ["AdamStep", "SGDStep", "adam_optimizer"]
 
 
 @dataclass
@@ -204,6 +204,18 @@ class SGDStep(_MinibatchStep):
         return float(total) / self.data.total_weight
 
 
+def adam_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """torch's Adam over ``params``, whose gradients the caller fills in.
+
+    The gradients start as zeros; torch's fused kernel on CUDA, its
+    multi-tensor (foreach) one elsewhere.
+    """
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    fused = params[0].device.type == "cuda"
+    return torch.optim.Adam(params, lr=lr, foreach=not fused, fused=fused or None)
+
+
 class AdamStep(_MinibatchStep):
     """One epoch of Adam on the minibatch mean of the per-rating terms."""
 
@@ -212,14 +224,7 @@ class AdamStep(_MinibatchStep):
         params = [F.P, F.Q, F.bu, F.bi]
         if self.fit_intercept:
             params.append(F.mu)
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        self.params = params
-        # torch's fused kernel on CUDA, its multi-tensor (foreach) one elsewhere.
-        fused = F.P.device.type == "cuda"
-        self.optimizer = torch.optim.Adam(
-            params, lr=self.lr, foreach=not fused, fused=fused or None
-        )
+        self.params, self.optimizer = params, adam_optimizer(params, self.lr)
 
     def __call__(self, iteration: int) -> float:
         F = self.F

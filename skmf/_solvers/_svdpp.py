@@ -62,7 +62,7 @@ from skmf._solvers._common import (
     Step,
     accumulator_dtype,
 )
-from skmf._solvers._sgd import _MinibatchStep
+from skmf._solvers._sgd import _MinibatchStep, adam_optimizer
 
 __all__ = [
     "CG_ITERATIONS",
@@ -470,13 +470,7 @@ class ImplicitAdamStep(_ImplicitMinibatch):
         params = [F.P, F.Q, F.bu, F.bi, F.Y]
         if self.fit_intercept:
             params.append(F.mu)
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        self.params = params
-        fused = F.P.device.type == "cuda"
-        self.optimizer = torch.optim.Adam(
-            params, lr=self.lr, foreach=not fused, fused=fused or None
-        )
+        self.params, self.optimizer = params, adam_optimizer(params, self.lr)
 
     def __call__(self, iteration: int) -> float:
         F = self.F

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from skmf._device import resolve_dtype, to_tensor
 from skmf._solvers import (
@@ -28,10 +27,16 @@ from skmf._solvers import (
     Ratings,
     RowGroups,
     Settings,
-    run_fit_loop,
     spectral_factors,
 )
-from skmf._solvers._engine import _check_memory, _check_values, _from_units, _model
+from skmf._solvers._engine import (
+    _check_memory,
+    _check_values,
+    _from_units,
+    _model,
+    fit_record,
+    run_steps,
+)
 from skmf.distributed._checkpoint import Checkpointer, fit_signature
 from skmf.distributed._comm import agree
 
@@ -214,29 +219,8 @@ def fit_sharded(
         step, F, comm, checkpoint_dir, checkpoint_every, signature, random_state
     )
     wrapped.restore()
-    progress = None
-    if settings.verbose and comm.rank == 0:
-        progress = tqdm(total=settings.max_iter, desc=f"MFRegressor[{settings.solver}]")
-    try:
-        result = run_fit_loop(
-            wrapped, F, data, penalty,
-            max_iter=settings.max_iter, tol=settings.stopping_tolerance,
-            n_iter_no_change=settings.n_iter_no_change, validation=None,
-            solver_name=settings.solver, progress=progress,
-            sampling=settings.solver == "gibbs", comm=comm,
-        )  # fmt: skip
-        wrapped.finish()
-    finally:
-        if progress is not None:
-            progress.total = progress.n
-            progress.close()
-        wrapped.close()
-    record = FitRecord(
-        result.n_iter,
-        [loss * scale**2 for loss in result.loss_curve],
-        None,
-        None,
-        result.converged,
-        units,
+    result = run_steps(
+        wrapped, F, data, penalty, settings, comm=comm, show_progress=comm.rank == 0
     )
+    record = fit_record(result, units)
     return _from_units(_model(F, dtype), centre, scale), record, (user_n, item_n)

@@ -382,12 +382,7 @@ def fit(
         fitted, record = pickle.loads(result.read_bytes())
     _copy_state(fitted, estimator)
     if data is not None:  # the ranks saw codes: the ids and columns of X
-        estimator.users_, estimator.items_ = user_ids, item_ids
-        estimator.n_features_in_ = data.n_columns
-        if data.feature_names is not None:
-            estimator.feature_names_in_ = data.feature_names
-        elif hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_
+        estimator._set_inputs(data, user_ids, item_ids)
     if not record.converged:
         warnings.warn(
             f"MFRegressor ({estimator.solver!r}) reached max_iter="
