@@ -404,7 +404,7 @@ def test_grid_search_in_dask_workers(ratings):
                 n_workers=2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: 8787 may be taken
             ) as cluster,
             Client(cluster) as client,
         ):
