@@ -65,6 +65,8 @@ def _running_model(step):
     F, S = step.F, step.sum
     names = ["P", "Q", "bu", "bi", "mu"] + (["Y"] if hasattr(F, "Y") else [])
     if step.n_kept:
+        S = types.SimpleNamespace(**{n: getattr(S, n) for n in names[:5]},
+                                  Y=getattr(step, "sum_Y", None))  # fmt: skip
         out = [getattr(S, n).double() / step.n_kept for n in names]
     else:
         out = [getattr(F, n).double() for n in names]
@@ -119,9 +121,12 @@ class _Curve:
 
 def _fit_curve(split, params, base=None, step_kwargs=None):
     """The (seconds, RMSE) points of one Gibbs fit."""
-    curve = _Curve(base or _gibbs.GibbsStep, split, step_kwargs)
-    original = _engine.GibbsStep
-    _engine.GibbsStep = curve.step_class
+    # The SVD++ step is looked up in _gibbs when the fit starts.
+    module, name = ((_gibbs, "ImplicitGibbsStep") if params.get("implicit_feedback")
+                    else (_engine, "GibbsStep"))  # fmt: skip
+    original = getattr(module, name)
+    curve = _Curve(base or original, split, step_kwargs)
+    setattr(module, name, curve.step_class)
     try:
         X = np.column_stack([split.train_u, split.train_i])
         curve.t0 = time.perf_counter()
@@ -129,7 +134,7 @@ def _fit_curve(split, params, base=None, step_kwargs=None):
             warnings.simplefilter("ignore")
             MFRegressor(**params).fit(X, split.train_r)
     finally:
-        _engine.GibbsStep = original
+        setattr(module, name, original)
     return curve.points
 
 
@@ -150,6 +155,18 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--n-components", type=int, default=32)
+    parser.add_argument(
+        "--old-max-iter",
+        type=int,
+        default=None,
+        help="max_iter of the old sampler (default --max-iter)",
+    )
+    parser.add_argument(
+        "--svdpp-max-iter",
+        type=int,
+        default=None,
+        help="max_iter of new-svdpp (default --max-iter)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default="old,new,defaults")
     parser.add_argument("--baseline", default=BASELINE)
@@ -163,9 +180,20 @@ def main(argv=None) -> int:
     gibbs = {"solver": "gibbs", "n_components": k, "max_iter": n, "random_state": 0,
              "n_jobs": args.threads}  # fmt: skip
     runs = {
-        "old": lambda s: _fit_curve(s, gibbs, _old_gibbs(args.baseline)),
+        "old": lambda s: _fit_curve(
+            s,
+            {**gibbs, "max_iter": args.old_max_iter or n},
+            _old_gibbs(args.baseline),
+        ),
         "new": lambda s: _fit_curve(s, gibbs),
-        "new-svdpp": lambda s: _fit_curve(s, {**gibbs, "implicit_feedback": True}),
+        "new-svdpp": lambda s: _fit_curve(
+            s,
+            {
+                **gibbs,
+                "implicit_feedback": True,
+                "max_iter": args.svdpp_max_iter or n,
+            },
+        ),  # fmt: skip
         "samples": lambda s: _fit_curve(s, gibbs, None, {"rao_blackwell": False}),
         "als-start": lambda s: _fit_curve(
             s, gibbs, None, {"start_sweeps": _gibbs.START_SWEEPS}
@@ -188,6 +216,7 @@ def main(argv=None) -> int:
                   f"{points[-1][0]:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
     # Mean RMSE over the splits, median seconds, after each sweep.
     summary = {}
+    n = max(n, args.old_max_iter or 0, args.svdpp_max_iter or 0)
     for v, per_split in curves.items():
         length = min(len(p) for p in per_split)
         secs = np.median([[p[j][0] for j in range(length)] for p in per_split], 0)
@@ -203,12 +232,13 @@ def main(argv=None) -> int:
             print(f"{v:10s} {c['rmse'][0]:.4f} ({c['seconds'][0]:.2f} s)")
             continue
         print(f"{v:10s} " + " ".join(
-            f"{c['rmse'][m - 1]:.4f} ({c['seconds'][m - 1]:5.2f})" for m in marks
+            f"{c['rmse'][m - 1]:.4f} ({c['seconds'][m - 1]:5.2f})"
+            if m <= len(c["rmse"]) else f"{'-':>15s}" for m in marks
         ))  # fmt: skip
     reach = {}
     if "old" in summary:
-        targets = {f"old after {m}": summary["old"]["rmse"][m - 1]
-                   for m in (100, 200) if m <= n}  # fmt: skip
+        old = summary["old"]["rmse"]
+        targets = {f"old after {len(old)}": old[-1]}
         for name, target in targets.items():
             reach[name] = {"rmse": target}
             for v, c in summary.items():

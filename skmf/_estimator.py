@@ -101,12 +101,13 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         per-rating steps. "adam": minibatch Adam. "gibbs": Bayesian matrix
         factorization by Gibbs sampling, which learns its own penalties and
         keeps the posterior mean of the factors (see the Notes); the most
-        accurate, at the cost of ``max_iter`` sweeps (use ``max_iter=100`` or
-        more).
+        accurate, at the cost of ``max_iter`` sweeps (use ``max_iter=50`` or
+        more). With ``implicit_feedback=True``, Bayesian SVD++.
 
     max_iter : int, default=30
         Maximum number of ALS sweeps or SGD/Adam epochs; for "gibbs", the
-        number of sweeps, of which the first quarter is burn-in.
+        number of sweeps, of which the first 10 (a quarter if fewer) are
+        burn-in.
 
     learning_rate : float or "auto", default="auto"
         Step size of "sgd" and "adam" (ignored by "als"). "auto" uses 0.01

@@ -115,6 +115,7 @@ def test_without_rao_blackwell_the_model_is_the_mean_of_the_kept_samples(
     burn-in (here a quarter of max_iter, fewer than BURN_IN), in the units of
     the ratings."""
     samples = []
+
     class Recording(_engine.GibbsStep):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs, rao_blackwell=False)
@@ -430,8 +431,12 @@ def test_bayesian_svdpp_fits_and_predicts_the_documented_formula(small_ratings):
         items = np.unique(i[u == uu])
         z[uu] = Yf[items].sum(0) / np.sqrt(len(items))
     np.testing.assert_allclose(model.user_implicit_factors_, z, atol=1e-10)
-    pred = (model.intercept_ + model.user_bias_[u] + model.item_bias_[i]
-            + ((model.user_factors_[u] + z[u]) * model.item_factors_[i]).sum(1))
+    pred = (
+        model.intercept_
+        + model.user_bias_[u]
+        + model.item_bias_[i]
+        + ((model.user_factors_[u] + z[u]) * model.item_factors_[i]).sum(1)
+    )
     np.testing.assert_allclose(model.predict(X), pred, rtol=1e-10)
     assert model.n_iter_ == 12 and np.all(np.isfinite(model.loss_curve_))
 

@@ -340,8 +340,10 @@ class GibbsStep(Step):
             if self.rao_blackwell:
                 # Rows without ratings have no conditional mean: they keep
                 # their values. Each process summed its own rows.
-                for side, idle, names in (("user", self.idle[0], ("P", "bu")),
-                                          ("item", self.idle[1], ("Q", "bi"))):
+                for side, idle, names in (
+                    ("user", self.idle[0], ("P", "bu")),
+                    ("item", self.idle[1], ("Q", "bi")),
+                ):
                     rows = self.comm.rows(side)
                     for name in names:
                         own = getattr(S, name)[rows]
@@ -358,7 +360,7 @@ class GibbsStep(Step):
 #: preconditioned norm, r' M^-1 r ~ |x - x*|_H^2, is below CG_TOL^2 times the
 #: number of unknowns, i.e. the error is about CG_TOL posterior standard
 #: deviations of the draw (whose own spread is 1 in that norm per unknown).
-CG_TOL = 1e-3
+CG_TOL = 1e-2
 CG_MAX_ITER = 200
 
 
@@ -401,7 +403,7 @@ def sample_implicit(
     tol: float = CG_TOL,
     max_iter: int = CG_MAX_ITER,
 ) -> tuple[torch.Tensor, int]:
-    """Solve H X = B (+ ``noise``) for X by Jacobi-preconditioned CG.
+    """Solve H X = B (+ ``noise``) for X by block-Jacobi-preconditioned CG.
 
     H V = N' (G_u (N V)_u) + lam * V (``lam``: (k,) per dimension), the
     precision of Y in its Gaussian conditional, ``B`` its linear term (the
@@ -424,11 +426,23 @@ def sample_implicit(
         out = sets.item_sums(GZ.reshape(-1, c * k)).view(n_items, c, k)
         return out.permute(1, 0, 2) + lam * V
 
-    diag = sets.item_sums(G.diagonal(dim1=1, dim2=2), squared=True) + lam
-    inv = 1 / diag.clamp_min(1e-30)
+    # Block-Jacobi preconditioner: the k x k diagonal blocks of H,
+    # sum_u N_uj^2 G_u + diag(lam), by their Cholesky factors.
+    n_items = start.shape[0]
+    blocks = sets.item_sums(G.reshape(G.shape[0], k * k), squared=True)
+    blocks = blocks.view(n_items, k, k) + torch.diag(lam)
+    chol, info = torch.linalg.cholesky_ex(blocks)
+    if bool((info > 0).any()):  # not positive definite in this precision
+        diag = blocks.diagonal(dim1=1, dim2=2).clamp_min(1e-30)
+        chol = torch.diag_embed(diag.sqrt())
+
+    def precondition(V):  # (c, n_items, k) -> M^-1 V
+        out = torch.cholesky_solve(V.permute(1, 2, 0), chol)
+        return out.permute(2, 0, 1)
+
     X = start.expand(c, -1, -1).clone()
     R = rhs - hess(X)
-    Zr = inv * R
+    Zr = precondition(R)
     D = Zr.clone()
     dims = (1, 2)
     rz = (R * Zr).sum(dims, dtype=torch.float64)
@@ -440,7 +454,7 @@ def sample_implicit(
         a = torch.where(dHd > 0, rz / dHd.clamp_min(1e-300), 0).to(X.dtype)
         X.addcmul_(a[:, None, None], D)
         R.sub_(a[:, None, None] * HD)
-        Zr = inv * R
+        Zr = precondition(R)
         rz_new = (R * Zr).sum(dims, dtype=torch.float64)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), 0).to(X.dtype)
         D.mul_(beta[:, None, None]).add_(Zr)
