@@ -216,8 +216,8 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         the test RMSE of MovieLens (see the accuracy page) at about three
         times the fit time of ALS. With "als" (the default; exact user and
         item updates and a conjugate-gradient update of :math:`Y`, see the
-        Notes), "sgd" and
-        "adam"; not with "gibbs", ``positive``, ``early_stopping`` or
+        Notes), "sgd", "adam" and "gibbs" (Bayesian SVD++, the most
+        accurate); not with ``positive``, ``early_stopping`` or
         :meth:`partial_fit`. A user unknown at fit time has an empty
         :math:`N(u)`; :meth:`recommend` with ``ratings`` takes :math:`N(u)`
         from those ratings.
@@ -364,9 +364,10 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     penalty :math:`\mathrm{diag}(\lambda) / \tau` and the prior mean
     added to the right-hand side; then the same for the items, then
     :math:`\mu` and :math:`\tau`. The fitted factors, biases and
-    :math:`\mu` are the averages of the samples after the first quarter of
-    the sweeps, so ``predict`` uses the same formula as for the other
-    solvers. The sampler runs on the ratings divided by their standard
+    :math:`\mu` are the averages, over the sweeps after a burn-in (10
+    sweeps, or a quarter of ``max_iter`` if fewer), of each row's
+    conditional mean (a Rao-Blackwellized estimate of the posterior mean),
+    so ``predict`` uses the same formula as for the other solvers. The sampler runs on the ratings divided by their standard
     deviation, so the hyperpriors do not depend on the rating scale. The
     penalties being learned, there is nothing to tune but ``n_components``
     and ``max_iter``.

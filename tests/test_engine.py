@@ -218,6 +218,7 @@ def test_torch_threads_uses_the_idle_cores_and_restores(monkeypatch):
             pass
 
 
+@pytest.mark.load
 def test_others_running_reads_this_machine():
     from skmf._device import _others_running
 

@@ -469,8 +469,6 @@ def test_warm_start_and_saved_models_keep_the_implicit_factors(data, tmp_path):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"solver": "gibbs"}, "implicit_feedback=True is not available with "
-                              "solver='gibbs'.*'als'.*'sgd'.*'adam'"),
         ({"positive": True}, "cannot be combined"),
         ({"early_stopping": True}, "early_stopping=True is not available"),
     ],
