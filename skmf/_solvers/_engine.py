@@ -198,7 +198,7 @@ def rating_units(
     """
     if not len(ratings):
         return 0.0, 1.0
-    big = max(abs(float(ratings.max())), abs(float(ratings.min())))
+    big = _magnitude(ratings)
     if big == 0.0:
         return 0.0, 1.0
     # In float64; the ratings are divided by their largest magnitude only
@@ -253,6 +253,11 @@ def _implicit(model: Model) -> tuple:
 
 
 # ------------------------------------------------------------- checks
+def _magnitude(values: np.ndarray) -> float:
+    """The largest absolute value (two passes, no temporary array)."""
+    return max(-float(values.min()), float(values.max())) if len(values) else 0.0
+
+
 def _check_values(
     ratings: np.ndarray,
     standardized: np.ndarray,
@@ -274,12 +279,12 @@ def _check_values(
     big = 1e18 if dtype == torch.float32 else 1e150
     largest = torch.finfo(dtype).max / 100 if dtype == torch.float32 else 1e150
     fix = "Use dtype='float64', or rescale" if dtype == torch.float32 else "Rescale"
-    if np.abs(ratings).max() > largest:
+    if _magnitude(ratings) > largest:
         raise ValueError(
             f"Ratings above {largest:.3g} in absolute value overflow the {name} "
             f"model. {fix} the ratings."
         )
-    if np.abs(standardized).max() > big:
+    if _magnitude(standardized) > big:
         if units is None:
             raise ValueError(
                 f"Some ratings lie more than {big:g} standard deviations from the "
