@@ -303,7 +303,7 @@ class GibbsStep(Step):
         return out
 
     def __call__(self, iteration: int) -> float:
-        F, W, S = self.F, self.total_weight, self.sum
+        F, S = self.F, self.sum
         keep = iteration >= self.burn_in
         rb = keep and self.rao_blackwell
         self._sample_rows(
@@ -314,7 +314,17 @@ class GibbsStep(Step):
             stats=True,
         )  # fmt: skip
         sse, se = self.comm.sum(sse, se)
-        sse, se = float(sse), float(se)
+        return self._draw_intercept_and_noise(float(sse), float(se), keep, rb)
+
+    def _draw_intercept_and_noise(
+        self, sse: float, se: float, keep: bool, rb: bool
+    ) -> float:
+        """Draw mu and tau given the residual sums; add the sweep to the sums.
+
+        Returns the sample's mean squared training error, in the ratings'
+        units.
+        """
+        F, S = self.F, self.sum
         if self.fit_intercept:
             # mu | rest ~ N(mu + sum w e / W, 1 / (tau W)) under a flat prior.
             if rb:
@@ -330,7 +340,6 @@ class GibbsStep(Step):
                 for name in ("P", "Q", "bu", "bi", "mu"):
                     getattr(S, name).add_(getattr(F, name))
             self.n_kept += 1
-        # The sample's mean squared training error, in the ratings' units.
         return sse * self.scale**2 / W
 
     def finish(self) -> None:
@@ -572,7 +581,7 @@ class ImplicitGibbsStep(GibbsStep):
         F.bu[rows] = v[:, k, 1]
 
     def __call__(self, iteration: int) -> float:
-        F, W, S = self.F, self.total_weight, self.sum
+        F, S = self.F, self.sum
         keep = iteration >= self.burn_in
         rb = keep and self.rao_blackwell
         A, h = _user_grams_noise(
@@ -591,23 +600,9 @@ class ImplicitGibbsStep(GibbsStep):
             1 / math.sqrt(self.tau), self.generator, stats=True,
             means=(S.Q, S.bi) if rb else None,
         )  # fmt: skip
-        sse, se = float(sse), float(se)
-        if self.fit_intercept:
-            if rb:
-                S.mu.add_(F.mu + se / W)
-            delta = se / W + self.rng.normal() / math.sqrt(self.tau * W)
-            F.mu.add_(delta)
-            sse += W * delta**2 - 2 * delta * se
-        elif rb:
-            S.mu.add_(F.mu)
-        self.tau = float(self.rng.gamma(A0 + W / 2, 1 / (B0 + max(sse, 0.0) / 2)))
         if keep:
-            if not rb:
-                for name in ("P", "Q", "bu", "bi", "mu"):
-                    getattr(S, name).add_(getattr(F, name))
             self.sum_Y.add_(F.Y)
-            self.n_kept += 1
-        return sse * self.scale**2 / W
+        return self._draw_intercept_and_noise(float(sse), float(se), keep, rb)
 
     def finish(self) -> None:
         """Posterior means (Y too), in the ratings' units."""
