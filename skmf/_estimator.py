@@ -367,8 +367,9 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     :math:`\mu` are the averages, over the sweeps after a burn-in (10
     sweeps, or a quarter of ``max_iter`` if fewer), of each row's
     conditional mean (a Rao-Blackwellized estimate of the posterior mean),
-    so ``predict`` uses the same formula as for the other solvers. The sampler runs on the ratings divided by their standard
-    deviation, so the hyperpriors do not depend on the rating scale. The
+    so ``predict`` uses the same formula as for the other solvers. The
+    sampler runs on the ratings divided by their standard deviation, so the
+    hyperpriors do not depend on the rating scale. The
     penalties being learned, there is nothing to tune but ``n_components``
     and ``max_iter``.
 

@@ -324,7 +324,7 @@ class GibbsStep(Step):
         Returns the sample's mean squared training error, in the ratings'
         units.
         """
-        F, S = self.F, self.sum
+        F, W, S = self.F, self.total_weight, self.sum
         if self.fit_intercept:
             # mu | rest ~ N(mu + sum w e / W, 1 / (tau W)) under a flat prior.
             if rb:
