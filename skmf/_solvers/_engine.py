@@ -506,13 +506,9 @@ def fit_model(
         mean, std = 0.0, 1.0
     else:
         mean, std = rating_units(tr, tw, settings.fit_intercept)
-    init_std = settings.initial_std(std)
-    cpu = {"dtype": dtype, "device": "cpu"}
-    P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
-    Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
-    bu = torch.zeros(n_users, **cpu)
-    bi = torch.zeros(n_items, **cpu)
-    mu = torch.tensor(mean, **cpu)
+    P, Q, bu, bi, mu = initial_factors(
+        n_users, n_items, settings, mean, std, generator, dtype
+    )
     # Rows of a previous fit come first (warm start), then the new ones.
     n_u0, n_i0 = start.shape if start is not None else (0, 0)
     if start is not None:
@@ -566,6 +562,29 @@ def fit_model(
             for name in (f"{side}_factors", f"{side}_bias"):
                 getattr(model, name)[:n0][idle] = getattr(given, name)[idle]
     return model, record
+
+
+def initial_factors(
+    n_users: int,
+    n_items: int,
+    settings: Settings,
+    mean: float,
+    std: float,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, ...]:
+    """Random factors N(0, init_std^2), zero biases and mu, on the CPU.
+
+    Drawn from the CPU generator in global row order, so that every device
+    and every sharding gets the same start.
+    """
+    k, init_std = settings.n_components, settings.initial_std(std)
+    cpu = {"dtype": dtype, "device": "cpu"}
+    P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
+    Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
+    bu = torch.zeros(n_users, **cpu)
+    bi = torch.zeros(n_items, **cpu)
+    return P, Q, bu, bi, torch.tensor(mean, **cpu)
 
 
 def run_steps(

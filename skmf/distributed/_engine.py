@@ -35,6 +35,7 @@ from skmf._solvers._engine import (
     _from_units,
     _model,
     fit_record,
+    initial_factors,
     run_steps,
 )
 from skmf.distributed._checkpoint import Checkpointer, fit_signature
@@ -169,14 +170,8 @@ def fit_sharded(
     mean = s1 / total if settings.fit_intercept else 0.0
     (s2,) = comm.sum(std_data.weight_sum((r_u - mean) ** 2))
     std = float(np.sqrt(float(s2) / total))
-    init_std = settings.initial_std(std)
-    cpu = {"dtype": dtype, "device": "cpu"}
-    P = torch.randn(n_users, k, generator=generator, **cpu) * init_std
-    Q = torch.randn(n_items, k, generator=generator, **cpu) * init_std
-    bu = torch.zeros(n_users, **cpu)
-    bi = torch.zeros(n_items, **cpu)
-    mu = torch.tensor(mean, **cpu)
-    F = Factors(*(t.to(device) for t in (P, Q, bu, bi, mu)))
+    start = initial_factors(n_users, n_items, settings, mean, std, generator, dtype)
+    F = Factors(*(t.to(device) for t in start))
 
     user_n = _row_counts(comm, "user", by_user.users - su.start, by_user.weights, nu)
     item_n = _row_counts(comm, "item", by_item.items - si.start, by_item.weights, ni)
