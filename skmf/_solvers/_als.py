@@ -29,7 +29,14 @@ from skmf._data import group_by_row
 from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
-__all__ = ["ALSStep", "RowGroups", "group_ratings", "rating_matmul", "solve_rows"]
+__all__ = [
+    "ALSStep",
+    "RowGroups",
+    "group_ratings",
+    "rating_matmul",
+    "residual_stats",
+    "solve_rows",
+]
 
 # Padded bucket lengths: every length up to 8, then a geometric grid (x1.2).
 _GRID_RATIO = 1.2
@@ -206,6 +213,21 @@ def block_gram(blk: _Block, Z: torch.Tensor) -> torch.Tensor:
     else:
         G[..., m - 1].add_(blk.r)
     return torch.bmm(G.mT, G)
+
+
+def residual_stats(
+    A: torch.Tensor, gram: torch.Tensor, rhs: torch.Tensor, x: torch.Tensor, acc
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum w e^2 and sum w e of the residuals e = t - z x, for any rows x.
+
+    From the block's G^T G (``A``): |t - z x|^2_w = t't - 2 x'(sum w t z) +
+    x' gram x, and sum_w (t - z x) = sum w t - (gram x)_b; ``gram`` is the
+    Gram part, ``rhs`` = sum w t z, ``x`` of shape (B, k + 1).
+    """
+    k = x.shape[1] - 1
+    gx = torch.bmm(gram, x[..., None]).squeeze(-1)
+    rss = A[:, k + 1, k + 1] - 2 * (x * rhs).sum(1) + (x * gx).sum(1)
+    return rss.clamp_min(0).sum(dtype=acc), (A[:, k, k + 1] - gx[:, k]).sum(dtype=acc)
 
 
 def penalty_diagonal(

@@ -49,6 +49,7 @@ from skmf._solvers._als import (
     design_matrix,
     group_ratings,
     penalty_diagonal,
+    residual_stats,
     solve_rows,
 )
 from skmf._solvers._comm import LOCAL
@@ -170,12 +171,9 @@ def draw_rows(
         X[blk.rows] = x[:, :k]
         bx[blk.rows] = x[:, k]
         if stats:
-            # For any x: |t - z x|^2_w = t't - 2 x'(sum w t z) + x' gram x,
-            # and sum_w (t - z x) = sum w t - (gram x)_b.
-            gx = torch.bmm(gram, x[..., None]).squeeze(-1)
-            rss = A[:, k + 1, k + 1] - 2 * (x * rhs).sum(1) + (x * gx).sum(1)
-            sse += rss.clamp_min(0).sum(dtype=acc)
-            se += (A[:, k, k + 1] - gx[:, k]).sum(dtype=acc)
+            block_sse, block_se = residual_stats(A, gram, rhs, x, acc)
+            sse += block_sse
+            se += block_se
     return sse, se
 
 

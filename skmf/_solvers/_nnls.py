@@ -39,6 +39,7 @@ from skmf._solvers._als import (
     RowGroups,
     block_gram,
     design_matrix,
+    residual_stats,
 )
 from skmf._solvers._common import Factors, accumulator_dtype
 
@@ -152,10 +153,9 @@ def nnls_rows(
         X[blk.rows] = x[:, :k]
         bx[blk.rows] = x[:, k]
         if stats:
-            gx = torch.bmm(gram, x[..., None]).squeeze(-1)
-            rss = A[:, k + 1, k + 1] - 2 * (x * rhs).sum(1) + (x * gx).sum(1)
-            sse += rss.clamp_min(0).sum(dtype=acc)
-            se += (A[:, k, k + 1] - gx[:, k]).sum(dtype=acc)
+            block_sse, block_se = residual_stats(A, gram, rhs, x, acc)
+            sse += block_sse
+            se += block_se
     return (sse, se) if stats else None
 
 
