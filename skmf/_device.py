@@ -245,11 +245,13 @@ def idle_threads(limit: int) -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(n_jobs):
+def torch_threads(n_jobs, *, adapt: bool = True):
     """Run a block with ``n_jobs`` intra-op torch threads.
 
     None: torch's setting, lowered to the cores other processes leave idle
-    (see :func:`idle_threads`). A number follows joblib's rules (-1: all
+    (see :func:`idle_threads`) when ``adapt``; short calls whose operations
+    are not split across threads (predict) pass ``adapt=False`` and skip the
+    probe of the load (about 80 us). A number follows joblib's rules (-1: all
     cores, -2: all but one...).
     """
     if n_jobs == 0:
@@ -260,7 +262,7 @@ def torch_threads(n_jobs):
         )
     previous = torch.get_num_threads()
     if n_jobs is None:
-        n_jobs = idle_threads(previous)
+        n_jobs = idle_threads(previous) if adapt else previous
     elif n_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one
         n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
     if n_jobs == previous:

@@ -601,7 +601,7 @@ or sparse matrix of shape (n_users, n_items)
         )  # fmt: skip
         warm = self.warm_start and hasattr(self, "user_factors_")
         if warm:
-            self._check_n_components("warm_start=True", "fit")
+            self._check_n_components("warm_start=True")
             user_ids = extend_ids(self.users_, users)
             item_ids = extend_ids(self.items_, items)
             u_codes, i_codes = encode_ids(users, user_ids), encode_ids(items, item_ids)
@@ -650,10 +650,13 @@ or sparse matrix of shape (n_users, n_items)
             getattr(self, "user_implicit_factors_", None),
         )  # fmt: skip
 
-    def _user_vectors(self) -> np.ndarray:
-        """The users' factors in the prediction: p_u, plus z_u with SVD++."""
+    def _user_vectors(self, rows=None) -> np.ndarray:
+        """The users' factors in the prediction, p_u plus z_u with SVD++, of
+        the users ``rows`` (codes; None: all)."""
+        rows = slice(None) if rows is None else rows
         Z = getattr(self, "user_implicit_factors_", None)
-        return self.user_factors_ if Z is None else self.user_factors_ + Z
+        P = self.user_factors_[rows]
+        return P if Z is None else P + Z[rows]
 
     def _set_model(self, model: Model) -> None:
         self.user_factors_ = model.user_factors
@@ -669,7 +672,7 @@ or sparse matrix of shape (n_users, n_items)
         fitted = getattr(self, "feature_names_in_", None)
         check_feature_names(fitted, data, f"MFRegressor.{caller}")
 
-    def _check_n_components(self, what: str, caller: str) -> None:
+    def _check_n_components(self, what: str) -> None:
         """``n_components`` must be that of the fitted factors to continue."""
         fitted = self.user_factors_.shape[1]
         if fitted != self.n_components:
@@ -737,10 +740,12 @@ or sparse matrix of shape (n_users, n_items)
     def _predict_ids(self, users, items):
         u = encode_ids(users, self.users_)
         i = encode_ids(items, self.items_)
-        with torch_threads(self.n_jobs):
+        # Each prediction is one thread's dot product: no load probe needed.
+        with torch_threads(self.n_jobs, adapt=False):
             pred = predict_codes(
-                u, i, self._user_vectors(), self.item_factors_, self.user_bias_,
+                u, i, self.user_factors_, self.item_factors_, self.user_bias_,
                 self.item_bias_, self.intercept_,
+                getattr(self, "user_implicit_factors_", None),
             )  # fmt: skip
         if self.clip:
             np.clip(pred, *self.rating_range_, out=pred)
@@ -895,7 +900,7 @@ matrix, default=None
         known = u >= 0
         U = np.zeros((m, k), dtype=dtype)
         ub = np.zeros(m, dtype=dtype)
-        U[known] = self._user_vectors()[u[known]]
+        U[known] = self._user_vectors(u[known])
         ub[known] = self.user_bias_[u[known]]
 
         # Candidates: their factors and offsets mu + b_i (0 and mu if unknown).
@@ -1110,7 +1115,7 @@ or sparse matrix of shape (n_users, n_items)
         if not hasattr(self, "user_factors_"):
             self._fit(X, y, sample_weight, max_iter=1)
             return self
-        self._check_n_components("partial_fit", "partial_fit")
+        self._check_n_components("partial_fit")
         data = _positive_ratings(
             parse_ratings(X, y, sample_weight, need_ratings=True, caller="partial_fit"),
             "partial_fit",

@@ -55,18 +55,21 @@ def predict_codes(
     bu: np.ndarray,
     bi: np.ndarray,
     mu: float,
+    Z: np.ndarray | None = None,
 ) -> np.ndarray:
     """mu + bu[u] + bi[i] + P[u] . Q[i] in float64, code -1 meaning unknown.
 
-    An unknown user or item contributes zeros (its bias and the dot product),
-    so that an unknown user gets mu + b_i. Works through the pairs in chunks
-    small enough for the gathered factor rows to stay in the CPU cache (about
-    10M predictions per second on 2 cores).
+    With ``Z`` (SVD++'s implicit sums z_u), the user's factors are
+    P[u] + Z[u]. An unknown user or item contributes zeros (its bias and the
+    dot product), so that an unknown user gets mu + b_i. Works through the
+    pairs in chunks small enough for the gathered factor rows to stay in the
+    CPU cache (about 10M predictions per second on 2 cores).
     """
     out = torch.empty(len(u), dtype=torch.float64, device="cpu")
     Pt, Qt, but, bit, ut_all, it_all = (
         to_tensor(a, "cpu") for a in (P, Q, bu, bi, u, i)
     )
+    Zt = None if Z is None else to_tensor(Z, "cpu")
     unknown = bool((ut_all < 0).any() or (it_all < 0).any())
     for s in range(0, len(u), _PREDICT_CHUNK):
         ut, it = ut_all[s : s + _PREDICT_CHUNK], it_all[s : s + _PREDICT_CHUNK]
@@ -74,6 +77,8 @@ def predict_codes(
             ku, ki = ut >= 0, it >= 0
             ut, it = ut.clamp_min(0), it.clamp_min(0)
         pu, qi = Pt.index_select(0, ut), Qt.index_select(0, it)
+        if Zt is not None:
+            pu += Zt.index_select(0, ut)
         pred = torch.bmm(pu[:, None, :], qi[:, :, None]).view(-1)
         b_u, b_i = but.index_select(0, ut), bit.index_select(0, it)
         if unknown:

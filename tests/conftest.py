@@ -66,6 +66,29 @@ def no_download(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Fit tiny test models on one thread.
+
+    With several threads, torch's OpenMP workers wait for each other at every
+    small operation; when other jobs load the cores this turns a 0.1 s fit into
+    seconds. Opt in with ``pytestmark = pytest.mark.usefixtures(...)``.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def ratings_60x40():
+    """60 users x 40 items, 900 distinct pairs from a rank-3 model, ratings 1-5."""
+    return make_ratings(
+        n_users=60, n_items=40, n_ratings=900, n_components=3, noise=0.3,
+        random_state=0,
+    )  # fmt: skip
+
+
+@pytest.fixture
 def quiet_short_fits():
     """Silence ConvergenceWarning: short test fits stop at max_iter on purpose.
 

@@ -13,7 +13,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import skmf._cli
 from skmf import MFRegressor
@@ -23,21 +22,7 @@ from skmf.datasets import make_ratings
 
 FAST = ["--n-components", "4", "--max-iter", "3", "--random-state", "0"]
 
-pytestmark = pytest.mark.usefixtures("no_download")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Fit the tiny test models on one thread.
-
-    With several threads, torch's OpenMP workers wait for each other at every
-    small operation; when other jobs load the cores this turns a 0.1 s fit into
-    seconds.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("no_download", "one_torch_thread")
 
 
 @pytest.fixture(scope="module")

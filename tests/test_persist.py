@@ -16,16 +16,7 @@ from skmf import MFRegressor
 from skmf._persist import FORMAT_VERSION, load_model, save_model
 from skmf.datasets import make_ratings
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Fit the tiny test models on one thread (see tests/test_cli.py)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("quiet_short_fits", "one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,13 @@ from skmf import MFRegressor
 from skmf._solvers import Penalty, Ratings, fold_in
 from skmf._solvers._als import RowGroups, penalty_diagonal
 from skmf._solvers._nnls import batched_nnls, nnls_rows, nonnegative_start
-from skmf.datasets import make_ratings
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
 
 
 @pytest.fixture(scope="module")
-def data():
-    return make_ratings(
-        n_users=60, n_items=40, n_ratings=900, n_components=3, noise=0.3,
-        random_state=0,
-    )  # fmt: skip
+def data(ratings_60x40):
+    return ratings_60x40
 
 
 def _scipy_row(D, t, wt, reg):

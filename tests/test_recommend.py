@@ -14,18 +14,13 @@ from sklearn.exceptions import ConvergenceWarning
 import skmf._recommend as recommend_module
 from skmf import MFRegressor
 from skmf._solvers import fold_in
-from skmf.datasets import make_ratings
 
 pytestmark = pytest.mark.usefixtures("quiet_short_fits")
 
 
 @pytest.fixture(scope="module")
-def data():
-    """60 users x 40 items, 900 distinct pairs, ratings 1-5."""
-    return make_ratings(
-        n_users=60, n_items=40, n_ratings=900, n_components=3, noise=0.3,
-        random_state=0,
-    )  # fmt: skip
+def data(ratings_60x40):
+    return ratings_60x40
 
 
 @pytest.fixture(scope="module")

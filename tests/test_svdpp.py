@@ -25,7 +25,7 @@ from skmf._solvers._svdpp import (
 )
 from skmf.datasets import make_ratings
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.usefixtures("quiet_short_fits")
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,15 @@ class _Gradients:
 
 
 class _MinibatchStep(Step):
-    """Shared minibatch machinery: shuffling, slicing, per-rating gradients."""
+    """Shared minibatch machinery: shuffling, slicing, per-rating gradients.
+
+    Steps with ``per_unit_weight = True`` (the SGD ones) take their learning
+    rate per unit of the mean sample weight: with weights they step
+    ``learning_rate / mean(w)``, so that weights of any size (an integer
+    weight being the same as repeated ratings) keep the steps of unit weights.
+    """
+
+    per_unit_weight = False
 
     def __init__(
         self,
@@ -74,6 +82,8 @@ class _MinibatchStep(Step):
     ):
         self.F, self.data, self.penalty = F, data, penalty
         self.lr = float(learning_rate)
+        if self.per_unit_weight and data.weight is not None:
+            self.lr /= float(data.weight.mean())
         self.batch_size = int(batch_size)
         self.fit_intercept = fit_intercept
         device = data.user.device
@@ -92,6 +102,29 @@ class _MinibatchStep(Step):
         """Clamp the factors at 0 (the projection on the constraints)."""
         self.F.P.clamp_(min=0)
         self.F.Q.clamp_(min=0)
+
+    def _row_steps(self, rows, h_factors, h_bias, n_rows):
+        """-eta / max(1, eta * H_row) for each rating of the batch, (B, 2).
+
+        H_row is the sum over the row's ratings in the batch of the factor
+        curvature (column 0) and of the bias curvature (column 1).
+        """
+        h = torch.stack([h_factors, h_bias], 1)
+        H = h.new_zeros(n_rows, 2).index_add_(0, rows, h)
+        return -self.lr / (self.lr * H[rows]).clamp_min(1.0)
+
+    def _set_mean_gradients(self, u, i, g_p, g_q, g_bu, g_bi, g_mu, scale) -> None:
+        """Fill ``self.params``' gradients: the minibatch's per-rating
+        gradients times ``scale``, summed per row (Adam)."""
+        F = self.F
+        for p in self.params:
+            p.grad.zero_()
+        F.P.grad.index_add_(0, u, g_p, alpha=scale)
+        F.Q.grad.index_add_(0, i, g_q, alpha=scale)
+        F.bu.grad.index_add_(0, u, g_bu, alpha=scale)
+        F.bi.grad.index_add_(0, i, g_bi, alpha=scale)
+        if self.fit_intercept:
+            F.mu.grad.fill_(g_mu * scale)
 
     def _batches(self):
         n = len(self.data)
@@ -136,15 +169,15 @@ class _MinibatchStep(Step):
 class SGDStep(_MinibatchStep):
     """One epoch of minibatch SGD with per-rating steps (see module docstring).
 
-    The learning rate is per unit of the mean sample weight: with weights,
-    the steps use ``learning_rate / mean(w)``, so that weights of any size
-    (an integer weight being the same as repeated ratings) keep the steps of
-    unit weights.
+    The learning rate is per unit of the mean sample weight (see
+    ``_MinibatchStep``).
 
     ``frozen_users`` and ``frozen_items`` (index tensors) name rows whose
     factors and biases take no step at all (``partial_fit`` keeps the rows it
     folded in at their exact solution).
     """
+
+    per_unit_weight = True
 
     def __init__(
         self,
@@ -157,8 +190,6 @@ class SGDStep(_MinibatchStep):
         **kwargs,
     ):
         super().__init__(F, data, penalty, **kwargs)
-        if data.weight is not None:
-            self.lr /= float(data.weight.mean())
         self.free_users = self._free(frozen_users, data.n_users)
         self.free_items = self._free(frozen_items, data.n_items)
 
@@ -169,16 +200,6 @@ class SGDStep(_MinibatchStep):
         free = torch.ones(n_rows, dtype=self.F.P.dtype, device=self.F.P.device)
         free[frozen] = 0
         return free
-
-    def _row_steps(self, rows, h_factors, h_bias, n_rows):
-        """-eta / max(1, eta * H_row) for each rating of the batch, (B, 2).
-
-        H_row is the sum over the row's ratings in the batch of the factor
-        curvature (column 0) and of the bias curvature (column 1).
-        """
-        h = torch.stack([h_factors, h_bias], 1)
-        H = h.new_zeros(n_rows, 2).index_add_(0, rows, h)
-        return -self.lr / (self.lr * H[rows]).clamp_min(1.0)
 
     def __call__(self, iteration: int) -> float:
         F, lr, d = self.F, self.lr, self.data
@@ -232,15 +253,9 @@ class AdamStep(_MinibatchStep):
         total = torch.zeros((), dtype=acc, device=F.P.device)
         for idx in self._batches():
             g = self._gradients(idx)
-            scale = 1.0 / idx.shape[0]
-            for p in self.params:
-                p.grad.zero_()
-            F.P.grad.index_add_(0, g.u, g.g_p, alpha=scale)
-            F.Q.grad.index_add_(0, g.i, g.g_q, alpha=scale)
-            F.bu.grad.index_add_(0, g.u, g.g_bu, alpha=scale)
-            F.bi.grad.index_add_(0, g.i, g.g_bi, alpha=scale)
-            if self.fit_intercept:
-                F.mu.grad.fill_(g.g_mu * scale)
+            self._set_mean_gradients(
+                g.u, g.i, g.g_p, g.g_q, g.g_bu, g.g_bi, g.g_mu, 1.0 / idx.shape[0]
+            )
             self.optimizer.step()
             if self.positive:
                 self._project()

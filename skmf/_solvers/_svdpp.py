@@ -432,15 +432,7 @@ class _ImplicitMinibatch(_MinibatchStep):
 class ImplicitSGDStep(_ImplicitMinibatch):
     """One SGD epoch of SVD++ (per-rating steps capped as in ``SGDStep``)."""
 
-    def __init__(self, F, data, penalty, sets, **kwargs):
-        super().__init__(F, data, penalty, sets, **kwargs)
-        if data.weight is not None:
-            self.lr /= float(data.weight.mean())
-
-    def _row_steps(self, rows, h_factors, h_bias, n_rows):
-        h = torch.stack([h_factors, h_bias], 1)
-        H = h.new_zeros(n_rows, 2).index_add_(0, rows, h)
-        return -self.lr / (self.lr * H[rows]).clamp_min(1.0)
+    per_unit_weight = True
 
     def __call__(self, iteration: int) -> float:
         F, lr, d = self.F, self.lr, self.data
@@ -479,15 +471,11 @@ class ImplicitAdamStep(_ImplicitMinibatch):
         for idx in self._batches():
             g = self._implicit_gradients(idx)
             scale = 1.0 / idx.shape[0]
-            for p in self.params:
-                p.grad.zero_()
-            F.P.grad.index_add_(0, g["u"], g["g_p"], alpha=scale)
-            F.Q.grad.index_add_(0, g["i"], g["g_q"], alpha=scale)
-            F.bu.grad.index_add_(0, g["u"], g["g_bu"], alpha=scale)
-            F.bi.grad.index_add_(0, g["i"], g["g_bi"], alpha=scale)
+            self._set_mean_gradients(
+                g["u"], g["i"], g["g_p"], g["g_q"], g["g_bu"], g["g_bi"], g["g_mu"],
+                scale,
+            )  # fmt: skip
             F.Y.grad.add_(g["g_y"], alpha=scale)
-            if self.fit_intercept:
-                F.mu.grad.fill_(g["g_mu"] * scale)
             self.optimizer.step()
             total += g["loss"]
         return float(total) / self.data.total_weight
