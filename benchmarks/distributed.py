@@ -13,7 +13,11 @@ traffic, and the wall time per sweep.
 
 The data is ``skmf.datasets.make_ratings`` with the MovieLens 25M shape
 (162,541 users x 59,047 items) and ``--n-ratings`` ratings (25,000,095 for
-the full size; 2,500,000 by default).
+the full size; 2,500,000 by default). With ``--communities C``, users and
+items fall into C equal communities (contiguous ranges of codes) and all but
+``--across`` (default 1 %) of the ratings are moved to an item of the user's
+community: data whose processes read few rows they do not own, where the
+needed-rows exchange pays. ``--row-exchange`` is passed to ``fit_shard``.
 
 Examples
 --------
@@ -21,6 +25,7 @@ Examples
 
     python benchmarks/distributed.py
     python benchmarks/distributed.py --n-ratings 25000095 --nproc 1 2 4
+    python benchmarks/distributed.py --communities 4 --nproc 2 4
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _worker(folder: str, params: dict) -> dict:
+def _worker(folder: str, params: dict, row_exchange: str) -> dict:
     import torch.distributed as dist
 
     from skmf import MFRegressor
@@ -65,7 +70,9 @@ def _worker(folder: str, params: dict) -> dict:
     base = _peak_rss_mb()
     dist.barrier()
     start = time.perf_counter()
-    model = fit_shard(MFRegressor(**params), X, y, gather="rank0")
+    model = fit_shard(
+        MFRegressor(**params), X, y, gather="rank0", row_exchange=row_exchange
+    )
     dist.barrier()
     seconds = time.perf_counter() - start
     stats = dict(_shard._LAST_STATS)
@@ -80,17 +87,40 @@ def _worker(folder: str, params: dict) -> dict:
     }
 
 
-def _model_bytes_per_sweep(stats: dict, k: int, itemsize: int, nproc: int) -> float:
-    """The documentation's model: each half-sweep, each process receives the
-    other processes' blocks of the updated side (padded to the largest block),
-    k + 1 numbers a row, plus the objective's sums."""
+def _model_bytes_per_sweep(stats, users, items, k, itemsize, nproc) -> float:
+    """The documentation's model of the factor rows a process receives per
+    sweep (k + 1 numbers a row), the largest over the processes: with
+    "all_gather", the other processes' ranges of each side, padded to the
+    largest; with "needed", the rows of the other processes its ratings read
+    (the users of its items' ratings, the items of its users' ratings)."""
     if nproc == 1:
         return 0.0
-    blocks = 0
-    for side in ("user_bounds", "item_bounds"):
-        b = np.asarray(stats[side])
-        blocks += int(np.diff(b).max())
-    return (nproc - 1) * (blocks * (k + 1) * itemsize + 2 * 8)
+    sides = {"user": (users, items, "item"), "item": (items, users, "user")}
+    worst = 0
+    for r in range(nproc):
+        rows = 0
+        for side, (codes, other, other_side) in sides.items():
+            b = np.asarray(stats[f"{side}_bounds"])
+            if stats["row_exchange"][side] == "all_gather":
+                rows += (nproc - 1) * int(np.diff(b).max())
+                continue
+            ob = stats[f"{other_side}_bounds"]
+            mine = (other >= ob[r]) & (other < ob[r + 1])
+            read = np.unique(codes[mine])
+            rows += int(((read < b[r]) | (read >= b[r + 1])).sum())
+        worst = max(worst, rows)
+    return worst * (k + 1) * itemsize
+
+
+def _communities(users, items, n_users, n_items, c, across, seed=0):
+    """Move all but ``across`` of the ratings to an item of the user's
+    community (c equal ranges of the codes of each side)."""
+    rng = np.random.default_rng(seed)
+    ub, ib = -(-n_users // c), -(-n_items // c)
+    home = users // ub
+    stay = rng.random(len(users)) >= across
+    moved = np.minimum(home * ib + items % ib, n_items - 1)
+    return np.where(stay, moved, items)
 
 
 def main(argv=None) -> None:
@@ -99,6 +129,11 @@ def main(argv=None) -> None:
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--max-iter", type=int, default=5)
     parser.add_argument("--solver", default="als")
+    parser.add_argument("--communities", type=int, default=0)
+    parser.add_argument("--across", type=float, default=0.01)
+    parser.add_argument(
+        "--row-exchange", default="auto", choices=["auto", "all_gather", "needed"]
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -111,6 +146,12 @@ def main(argv=None) -> None:
     )
     codes_u = np.unique(data.X[:, 0], return_inverse=True)[1]
     codes_i = np.unique(data.X[:, 1], return_inverse=True)[1]
+    if args.communities > 1:
+        codes_i = _communities(
+            codes_u, codes_i, codes_u.max() + 1, codes_i.max() + 1,
+            args.communities, args.across,
+        )  # fmt: skip
+        codes_i = np.unique(codes_i, return_inverse=True)[1]
     params = {
         "solver": args.solver,
         "max_iter": args.max_iter,
@@ -123,14 +164,20 @@ def main(argv=None) -> None:
         f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"{datetime.date.today()}; {len(data.y):,} ratings, "
         f"{codes_u.max() + 1:,} users x {codes_i.max() + 1:,} items, "
-        f"solver={args.solver!r}, n_components={k}, {args.max_iter} sweeps, float32"
+        f"solver={args.solver!r}, n_components={k}, {args.max_iter} sweeps, "
+        f"float32, row_exchange={args.row_exchange!r}"
+        + (
+            f", {args.communities} communities, {args.across:.0%} across"
+            if args.communities > 1
+            else ""
+        )
     )
     print(
-        "| processes | peak RSS per process (MiB) | RSS increase in the fit (MiB) "
-        "| received per sweep per process (MB) | model (MB) | other traffic (MB) "
-        "| s per sweep |"
+        "| processes | exchange (users, items) | peak RSS per process (MiB) "
+        "| RSS increase in the fit (MiB) | received per sweep per process (MB) "
+        "| model (MB) | other traffic (MB) | s per sweep |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for nproc in args.nproc:
         with tempfile.TemporaryDirectory(prefix="skmf-bench-") as folder:
             cuts = np.linspace(0, len(data.y), nproc + 1).round().astype(int)
@@ -153,7 +200,7 @@ def main(argv=None) -> None:
                 monitor_interval=0.5,
             )
             os.environ.setdefault("OMP_NUM_THREADS", str(max(1, 2 // nproc)))
-            out = elastic_launch(config, _worker)(folder, params)
+            out = elastic_launch(config, _worker)(folder, params, args.row_exchange)
             os.environ.pop("OMP_NUM_THREADS")
         runs = [out[r] for r in sorted(out)]
         stats = runs[0]["stats"]
@@ -167,9 +214,11 @@ def main(argv=None) -> None:
             )
             for r in runs
         )
-        model = _model_bytes_per_sweep(stats, k, 4, nproc)
+        model = _model_bytes_per_sweep(stats, codes_u, codes_i, k, 4, nproc)
+        modes = stats.get("row_exchange", {})
+        modes = ", ".join(modes.get(side, "-") for side in ("user", "item"))
         print(
-            f"| {nproc} | {max(r['peak_mb'] for r in runs):,.0f} "
+            f"| {nproc} | {modes} | {max(r['peak_mb'] for r in runs):,.0f} "
             f"| {max(r['peak_mb'] - r['base_mb'] for r in runs):,.0f} "
             f"| {sweep / n_iter / 1e6:.2f} | {model / 1e6:.2f} "
             f"| {setup / 1e6:.1f} | {max(r['seconds'] for r in runs) / n_iter:.2f} |",

@@ -85,8 +85,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         split_dir = split.save(tmp / "split")
-        print(f"# {args.dataset}: {len(split.train_r):,} training ratings; "
-              f"{args.busy} busy processes on {os.cpu_count()} cores", flush=True)
+        print(
+            f"# {args.dataset}: {len(split.train_r):,} training ratings; "
+            f"{args.busy} busy processes on {os.cpu_count()} cores",
+            flush=True,
+        )
         for system, label, params in entries:
             times = {"quiet": [], "busy": []}
             for rep in range(args.repeats):
@@ -111,8 +114,11 @@ def main(argv=None) -> int:
                         break
                     times[state].append(res["fit_s"])
                     runs.append({**res, "state": state, "label": label})
-                    print(f"  {label:<28} {state:<5} rep {rep}: fit "
-                          f"{res['fit_s']:.3f} s, RMSE {res['rmse']:.4f}", flush=True)
+                    print(
+                        f"  {label:<28} {state:<5} rep {rep}: fit "
+                        f"{res['fit_s']:.3f} s, RMSE {res['rmse']:.4f}",
+                        flush=True,
+                    )
             if times["quiet"] and times["busy"]:
                 quiet = statistics.median(times["quiet"])
                 busy = statistics.median(times["busy"])

@@ -80,25 +80,27 @@ def gibbs_two(ratings):
 
 # ------------------------------------------------------------ agreement
 @pytest.mark.parametrize(
-    "solver, nproc",
+    "solver, nproc, row_exchange",
     [
-        ("als", 2),
-        ("als", 3),
-        ("gibbs", 2),
-        pytest.param("gibbs", 3, marks=pytest.mark.slow),
+        ("als", 2, "auto"),
+        ("als", 3, "needed"),
+        ("gibbs", 2, "auto"),
+        pytest.param("gibbs", 3, "needed", marks=pytest.mark.slow),
     ],
 )
-def test_fit_agrees_with_one_process(ratings, gibbs_two, solver, nproc):
+def test_fit_agrees_with_one_process(ratings, gibbs_two, solver, nproc, row_exchange):
     """Same factors (to round-off) and test RMSE as MFRegressor.fit, whatever
-    the number of processes; the same fitted attributes, plain NumPy."""
+    the number of processes and the row exchange; the same fitted
+    attributes, plain NumPy."""
     X, y, Xt, yt = ratings
     one = MFRegressor(solver=solver, **PARAMS).fit(X, y)
     if (solver, nproc) == ("gibbs", 2):
         model = gibbs_two
     else:
         model = sd.fit(
-            MFRegressor(solver=solver, **PARAMS), X, y, nproc=nproc, timeout=60
-        )
+            MFRegressor(solver=solver, **PARAMS), X, y, nproc=nproc, timeout=60,
+            row_exchange=row_exchange,
+        )  # fmt: skip
     _same_model(model, one, atol=1e-4)
     assert abs(_rmse(model, Xt, yt) - _rmse(one, Xt, yt)) < 1e-4
     assert sorted(vars(model)) == sorted(vars(one))
@@ -184,6 +186,67 @@ def test_fit_shard_mixed_ids_different_ids_per_rank_and_an_empty_rank(ratings):
             np.testing.assert_array_equal(first._rated[1], one._rated[1])
         else:
             assert first is None
+
+
+def _block_ratings(seed=0):
+    """Two communities: users 0-199 rate items 0-99, users 200-399 items
+    100-199, with 0.5 % of the ratings across. Split in two by ratings, each
+    process reads few rows it does not own."""
+    rng = np.random.default_rng(seed)
+    n = 6000
+    half = rng.integers(0, 2, n)
+    users = rng.integers(0, 200, n) + 200 * half
+    across = rng.random(n) < 0.005
+    items = rng.integers(0, 100, n) + 100 * np.where(across, 1 - half, half)
+    y = 3 + 0.5 * np.sin(users) * np.cos(items) + rng.normal(0, 0.3, n)
+    return np.column_stack([users, items]), y
+
+
+def _exchange_worker(X, y, params, row_exchange):
+    import datetime
+
+    import torch.distributed as dist
+
+    from skmf.distributed import _shard
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+    try:
+        rank, size = dist.get_rank(), dist.get_world_size()
+        part = slice(rank * len(y) // size, (rank + 1) * len(y) // size)
+        model = sd.fit_shard(
+            MFRegressor(**params), X[part], y[part], row_exchange=row_exchange
+        )
+        return pickle.dumps((model, dict(_shard._LAST_STATS)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("solver", ["als", "gibbs"])
+def test_only_the_needed_rows_travel_and_the_model_is_the_same(solver):
+    """On ratings in two communities, "auto" sends each process only the rows
+    its ratings read (an all-to-all), far fewer bytes than the all-gather;
+    the other rows of each process's copy are stale during the fit, and the
+    model is still the one-process fit's (the penalty and Gibbs'
+    hyperparameters sum over owned rows, the tables are completed at the end).
+    """
+    X, y = _block_ratings()
+    params = {**PARAMS, "solver": solver}
+    one = MFRegressor(**params).fit(X, y)
+    runs = {
+        mode: [
+            pickle.loads(b)
+            for b in _launch(2, _exchange_worker, X, y, params, mode).values()
+        ]
+        for mode in ("auto", "all_gather")
+    }
+    for mode, results in runs.items():
+        for model, stats in results:
+            _same_model(model, one, atol=1e-4)
+            expected = "needed" if mode == "auto" else "all_gather"
+            assert stats["row_exchange"] == {"user": expected, "item": expected}
+    for (_, needed), (_, gathered) in zip(runs["auto"], runs["all_gather"]):
+        sent = needed["bytes_received"]["share_rows"]
+        assert 0 < sent < 0.25 * gathered["bytes_received"]["share_rows"]
 
 
 def test_fit_shard_needs_a_process_group(ratings):
@@ -351,6 +414,7 @@ def test_invalid_estimators_fail_before_starting(ratings, params, match):
         ({"timeout": 0}, "timeout must be"),
         ({"checkpoint_every": 0}, "checkpoint_every must be"),
         ({"max_restarts": -1}, "max_restarts must be"),
+        ({"row_exchange": "ring"}, "row_exchange must be one of"),
     ],
 )
 def test_invalid_options(ratings, kwargs, match):

@@ -241,8 +241,8 @@ def test_fitted_model_is_the_mean_of_the_conditional_means(monkeypatch):
     hyper, states = [], []
     original = _gibbs._sample_hyper
 
-    def recording_hyper(values, rng):
-        out = original(values, rng)
+    def recording_hyper(values, rng, *args):
+        out = original(values, rng, *args)
         hyper.append(out)
         return out
 

@@ -381,11 +381,11 @@ class ALSStep(Step):
             stats=True,
         )  # fmt: skip
         comm.share_rows("item", F.Q, F.bi)
-        sse, se = comm.sum(sse, se)
+        sse, se, penalty = comm.sum(sse, se, self.penalty.value(F, u, i))
         if self.fit_intercept:
             # mu minimises sum w (e - delta)^2: delta = sum w e / W.
             delta = se / self.total_weight
             F.mu.add_(delta.to(F.mu.dtype))
             sse = sse - self.total_weight * delta**2
         # The exact objective, from the residual statistics of the last pass.
-        return (float(sse) + self.penalty.value(F)) / self.total_weight
+        return (float(sse) + float(penalty)) / self.total_weight

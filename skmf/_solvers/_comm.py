@@ -6,17 +6,23 @@ contiguous range of the users and one of the items, solves those rows from
 the ratings it holds for them, then shares them. The steps
 (:class:`~skmf._solvers._als.ALSStep`,
 :class:`~skmf._solvers._gibbs.GibbsStep`, the spectral start and the fit
-loop) take a communicator with three operations:
+loop) take a communicator with these operations:
 
 ``rows(side)``
     The slice of the rows of ``side`` ("user" or "item") this process owns.
 ``share_rows(side, *tables)``
     After the owned rows of the tables (full-height tensors of ``side``)
-    were updated, make every process's copy complete.
+    were updated, give every process the rows its ratings read (all of
+    them, or only those its ratings touch: the other rows of a process's
+    copy may then be stale, so anything that reads a whole table sums over
+    the owned rows instead).
+``complete(side, *tables)``
+    Make every process's copy of the tables whole (once, at the end).
 ``gather(side, local)``
     The full table of ``side`` from each process's rows ``local``.
-``sum(*values)``
-    Sums of numbers over the processes, the same on every process.
+``sum(*values)``, ``sum_tensor(t)``
+    Sums of numbers, or element-wise sums of a tensor, over the processes,
+    the same on every process.
 
 :class:`LocalComm`, the communicator of an ordinary one-process fit, owns
 every row and makes each collective the identity, so that the one-process
@@ -44,6 +50,9 @@ class LocalComm:
     def share_rows(self, side: str, *tables: torch.Tensor) -> None:
         """Nothing to share."""
 
+    def complete(self, side: str, *tables: torch.Tensor) -> None:
+        """The tables are whole."""
+
     def gather(self, side: str, local: torch.Tensor) -> torch.Tensor:
         """``local`` is the full table."""
         return local
@@ -51,6 +60,10 @@ class LocalComm:
     def sum(self, *values):
         """The values themselves (a tuple, in the order given)."""
         return values
+
+    def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` itself."""
+        return t
 
 
 #: The one-process communicator (stateless, shared).

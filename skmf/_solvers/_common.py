@@ -103,6 +103,10 @@ def penalty_scale(counts: torch.Tensor, scaling: str) -> torch.Tensor:
     return torch.ones_like(counts)
 
 
+#: Every row (the slice of the one-process fit).
+ALL = slice(None)
+
+
 @dataclass
 class Penalty:
     """Regularisation: strengths, per-row coefficients c and the counts n.
@@ -146,13 +150,12 @@ class Penalty:
             self.item_coef / self.item_count.clamp_min(1e-30),
         )
 
-    def value(self, F: Factors) -> float:
-        a = self.alpha * (
-            self.user_coef @ F.P.square().sum(1) + self.item_coef @ F.Q.square().sum(1)
-        )
-        b = self.alpha_bias * (
-            self.user_coef @ F.bu.square() + self.item_coef @ F.bi.square()
-        )
+    def value(self, F: Factors, users=ALL, items=ALL) -> float:
+        """The penalty of the rows ``users`` and ``items`` (slices) of F."""
+        uc, ic = self.user_coef[users], self.item_coef[items]
+        P, Q, bu, bi = F.P[users], F.Q[items], F.bu[users], F.bi[items]
+        a = self.alpha * (uc @ P.square().sum(1) + ic @ Q.square().sum(1))
+        b = self.alpha_bias * (uc @ bu.square() + ic @ bi.square())
         return float(a + b)
 
 

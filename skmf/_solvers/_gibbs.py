@@ -70,19 +70,22 @@ START_ALPHA = 1.05
 BURN_IN = 10
 
 
-def _sample_hyper(X: torch.Tensor, rng: np.random.RandomState):
+def _sample_hyper(
+    X: torch.Tensor, rng: np.random.RandomState, comm=LOCAL, n: int | None = None
+):
     """Prior means m and precisions lam of the columns of X, one draw.
 
     From the Normal-Gamma posterior of each column's mean and precision given
     its n values (conjugate update): lam ~ Gamma(A0 + n / 2, B0 + ss / 2), then
     m ~ N(n xbar / (BETA0 + n), 1 / ((BETA0 + n) lam)), with ss the sum of
     squared deviations plus BETA0 n xbar^2 / (BETA0 + n). In float64 (the
-    sums in float32 on MPS) on the CPU: k + 1 numbers.
+    sums in float32 on MPS) on the CPU: k + 1 numbers. With a communicator,
+    X holds this process's rows of the ``n`` rows in all.
     """
-    n = X.shape[0]
+    n = X.shape[0] if n is None else n
     acc = accumulator_dtype(X.device)
-    mean = X.mean(0, dtype=acc)
-    ss = (X - mean.to(X.dtype)).square().sum(0, dtype=acc)
+    mean = comm.sum_tensor(X.sum(0, dtype=acc)) / n
+    ss = comm.sum_tensor((X - mean.to(X.dtype)).square().sum(0, dtype=acc))
     mean = mean.cpu().numpy().astype(np.float64)
     ss = ss.cpu().numpy().astype(np.float64)
     ss = ss + BETA0 * n / (BETA0 + n) * mean**2
@@ -286,11 +289,12 @@ class GibbsStep(Step):
 
     def _sample_rows(self, side, groups, X, bx, Y, by, sums, *, stats=False):
         """Draw the hyperparameters of X's side, then [X[rows], bx[rows]]."""
-        m, lam = _sample_hyper(torch.cat([X, bx[:, None]], 1), self.rng)
+        rows = self.comm.rows(side)
+        own = torch.cat([X[rows], bx[rows, None]], 1)
+        m, lam = _sample_hyper(own, self.rng, self.comm, X.shape[0])
         dev, dtype = X.device, X.dtype
         reg = torch.as_tensor(lam / self.tau, dtype=dtype, device=dev)
         shift = torch.as_tensor(lam * m / self.tau, dtype=dtype, device=dev)
-        rows = self.comm.rows(side)
         out = draw_rows(
             groups, X[rows], bx[rows], Y, by, self.F.mu, reg, shift,
             1 / math.sqrt(self.tau), self.generator, stats=stats,
@@ -346,7 +350,8 @@ class GibbsStep(Step):
             S, F = self.sum, self.F
             if self.rao_blackwell:
                 # Rows without ratings have no conditional mean: they keep
-                # their values. Each process summed its own rows.
+                # their values. Each process summed its own rows (and the
+                # sharded engine completes the tables of the means).
                 for side, idle, names in (
                     ("user", self.idle[0], ("P", "bu")),
                     ("item", self.idle[1], ("Q", "bi")),
@@ -356,7 +361,6 @@ class GibbsStep(Step):
                         own = getattr(S, name)[rows]
                         own[idle] = getattr(F, name)[rows][idle].to(own.dtype)
                         own[idle] *= self.n_kept
-                    self.comm.share_rows(side, *(getattr(S, n) for n in names))
             for name in ("P", "Q", "bu", "bi", "mu"):
                 getattr(F, name).copy_(getattr(S, name) / self.n_kept)
         _rescale(self.F, self.scale)

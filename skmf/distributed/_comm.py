@@ -3,11 +3,21 @@
 :class:`TorchComm` implements the communicator of
 :mod:`skmf._solvers._comm` for one process of an initialized process group:
 each process owns a contiguous range of the user codes and one of the item
-codes, keeps a full copy of both factor tables, and after each half-sweep
-shares the rows it updated (:meth:`TorchComm.share_rows`). Sums over the
-processes are computed in the same order on every process (an all-gather of
-the partial sums, then a sum in rank order), so every process takes the same
-decisions (stopping, Gibbs' draws) bit for bit.
+codes, keeps a copy of both factor tables, and after each half-sweep shares
+the rows it updated (:meth:`TorchComm.share_rows`) in one of two ways, chosen
+per side once per fit (:meth:`TorchComm.plan_rows`):
+
+``"all_gather"``
+    every process gets every row: each receives (P - 1) x the largest range.
+``"needed"``
+    every process gets only the rows its ratings read, from their owners, by
+    one ``all_to_all_single`` whose routing (which rows go to whom) is worked
+    out once per fit; the other rows of its copy are then stale, and the
+    tables are made whole once at the end (:meth:`TorchComm.complete`).
+
+Sums over the processes are computed in the same order on every process (an
+all-gather of the partial sums, then a sum in rank order), so every process
+takes the same decisions (stopping, Gibbs' draws) bit for bit.
 
 It also counts the bytes each collective moves, for the benchmarks.
 """
@@ -20,7 +30,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["TorchComm", "agree", "balanced_bounds"]
+__all__ = ["ROW_EXCHANGES", "TorchComm", "agree", "balanced_bounds"]
+
+#: The values of ``row_exchange``.
+ROW_EXCHANGES = ("auto", "all_gather", "needed")
+
+#: ``row_exchange="auto"`` sends only the needed rows of a side when no
+#: process needs more than this share of the rows an all-gather brings it
+#: (an all-to-all moves its bytes less evenly than the all-gather's ring, and
+#: costs a gather and a scatter of the rows).
+NEEDED_SHARE = 0.5
 
 
 def agree(check, group=None) -> None:
@@ -92,6 +111,11 @@ class TorchComm:
         self.device = torch.device(device)
         #: Bytes received by this process, per kind of collective.
         self.bytes_received: dict[str, int] = defaultdict(int)
+        #: How each side's rows are shared ("all_gather" or "needed").
+        self.exchange_mode = {"user": "all_gather", "item": "all_gather"}
+        # side -> (rows to send, their counts per process, rows received,
+        # their counts per process), for the "needed" exchange.
+        self._routes: dict[str, tuple] = {}
 
     # ------------------------------------------------------------ ranges
     def rows(self, side: str) -> slice:
@@ -121,21 +145,92 @@ class TorchComm:
         parts = self._all_gather_padded(local, self._counts(side), "gather")
         return torch.cat(parts).to(local.device)
 
+    def plan_rows(self, side: str, needed: np.ndarray, policy: str = "auto") -> str:
+        """Choose how to share the rows of ``side``; work out the routing.
+
+        ``needed`` holds the codes of ``side`` this process's ratings read
+        (any order, repeats allowed). Every process must call it. With
+        ``policy="auto"``, the needed rows alone are exchanged when no
+        process needs more than :data:`NEEDED_SHARE` of the rows an
+        all-gather brings it. Returns the exchange chosen, the same on every
+        process.
+        """
+        own = self.rows(side)
+        codes = np.unique(np.asarray(needed, dtype=np.int64))
+        codes = codes[(codes < own.start) | (codes >= own.stop)]
+        gathered_rows = (self.size - 1) * max(self._counts(side), default=0)
+        most = self.max(float(len(codes)))
+        mode = policy
+        if policy == "auto":
+            few = 0 < gathered_rows and most <= NEEDED_SHARE * gathered_rows
+            mode = "needed" if few else "all_gather"
+        self.exchange_mode[side] = mode
+        self._routes.pop(side, None)
+        if mode == "needed" and self.size > 1:
+            # codes is sorted and the ranges are contiguous: grouped by owner,
+            # in rank order, as all_to_all_single lays out what it receives.
+            owner = np.searchsorted(self.bounds[side], codes, side="right") - 1
+            recv = np.bincount(owner, minlength=self.size).astype(np.int64)
+            send = torch.empty(self.size, dtype=torch.int64, device=self.device)
+            dist.all_to_all_single(
+                send, torch.from_numpy(recv).to(self.device), group=self.group
+            )
+            send = send.cpu().tolist()
+            asked = torch.empty(sum(send), dtype=torch.int64, device=self.device)
+            dist.all_to_all_single(
+                asked, torch.from_numpy(codes).to(self.device), send, recv.tolist(),
+                group=self.group,
+            )  # fmt: skip
+            self.bytes_received["plan"] += 8 * (len(codes) + self.size)
+            received = torch.from_numpy(codes)
+            self._routes[side] = (asked.cpu(), send, received, recv.tolist())
+        return mode
+
     def share_rows(self, side: str, *tables: torch.Tensor) -> None:
-        """Fill every process's rows of ``tables`` from their owners."""
+        """Give every process the rows of ``tables`` it reads, from their owners.
+
+        All of them (``"all_gather"``), or only those of the plan
+        (``"needed"``, see :meth:`plan_rows`).
+        """
         if self.size == 1:
             return
+        if side not in self._routes:
+            self._gather_rows(side, tables, "share_rows")
+            return
+        send_rows, send, recv_rows, recv = self._routes[side]
+        index = send_rows.to(tables[0].device)
+        cols = [t.index_select(0, index).reshape(len(index), -1) for t in tables]
+        local = torch.cat(cols, 1).to(self.device)
+        got = local.new_empty((len(recv_rows), local.shape[1]))
+        dist.all_to_all_single(got, local, recv, send, group=self.group)
+        self.bytes_received["share_rows"] += got.numel() * got.element_size()
+        self._scatter_columns(tables, got, recv_rows)
+
+    def complete(self, side: str, *tables: torch.Tensor) -> None:
+        """Fill every row of every process's ``tables`` from its owner."""
+        if self.size > 1:
+            self._gather_rows(side, tables, "complete")
+
+    def _gather_rows(self, side: str, tables, kind: str) -> None:
         rows = self.rows(side)
         cols = [t[rows].reshape(t[rows].shape[0], -1) for t in tables]
-        widths = [c.shape[1] for c in cols]
         local = torch.cat(cols, 1)
-        parts = self._all_gather_padded(local, self._counts(side), "share_rows")
-        full = torch.cat(parts)
+        parts = self._all_gather_padded(local, self._counts(side), kind)
+        self._scatter_columns(tables, torch.cat(parts), None)
+
+    @staticmethod
+    def _scatter_columns(tables, block, rows) -> None:
+        """Copy the columns of ``block`` into ``tables`` (at ``rows``, or all)."""
         start = 0
-        for t, w in zip(tables, widths):
-            block = full[:, start : start + w].reshape(-1, *t.shape[1:])
-            t.copy_(block.to(device=t.device, dtype=t.dtype))
-            start += w
+        for t in tables:
+            width = int(np.prod(t.shape[1:]))
+            part = block[:, start : start + width].reshape(-1, *t.shape[1:])
+            part = part.to(device=t.device, dtype=t.dtype)
+            if rows is None:
+                t.copy_(part)
+            else:
+                t[rows.to(t.device)] = part
+            start += width
 
     def sum(self, *values):
         """Sums over the processes, in rank order: 0-d float64 tensors."""
@@ -151,6 +246,19 @@ class TorchComm:
             total += out[r]
         total = total.cpu()
         return tuple(total[j] for j in range(len(values)))
+
+    def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of ``t`` over the processes, in rank order."""
+        local = t.detach().to(self.device).reshape(-1)
+        out = local.new_empty(self.size * local.numel())
+        dist.all_gather_single(out, local, group=self.group)
+        out = out.view(self.size, *t.shape)
+        item = local.element_size()
+        self.bytes_received["sum"] += (self.size - 1) * local.numel() * item
+        total = out[0].clone()
+        for r in range(1, self.size):
+            total += out[r]
+        return total.to(t.device)
 
     def max(self, value: float) -> float:
         """The largest ``value`` over the processes."""

@@ -103,6 +103,7 @@ def fit_sharded(
     checkpoint_dir=None,
     checkpoint_every: int = 10,
     n_ratings: int,
+    row_exchange: str = "auto",
 ) -> tuple[Model, FitRecord, tuple[np.ndarray, np.ndarray]]:
     """Fit this process's shard; every process gets the same model.
 
@@ -123,6 +124,9 @@ def fit_sharded(
         See :func:`skmf.distributed.fit_shard`.
     n_ratings : int
         The number of ratings of all the processes.
+    row_exchange : {"auto", "all_gather", "needed"}
+        How the processes share the rows they solve (see
+        :meth:`~skmf.distributed._comm.TorchComm.plan_rows`).
 
     Returns
     -------
@@ -206,6 +210,10 @@ def fit_sharded(
             comm=comm,
         )  # fmt: skip
     del groups
+    # The user rows this process reads are those of its items' ratings, and
+    # the other way round (its own rows it solves itself).
+    comm.plan_rows("user", by_item.users, row_exchange)
+    comm.plan_rows("item", by_user.items, row_exchange)
     signature = fit_signature(
         shape=(n_users, n_items), n_ratings=n_ratings, settings=settings,
         total_weight=total, centre=centre, scale=scale,
@@ -217,5 +225,7 @@ def fit_sharded(
     result = run_steps(
         wrapped, F, data, penalty, settings, comm=comm, show_progress=comm.rank == 0
     )
+    comm.complete("user", F.P, F.bu)
+    comm.complete("item", F.Q, F.bi)
     record = fit_record(result, units)
     return _from_units(_model(F, dtype), centre, scale), record, (user_n, item_n)

@@ -67,6 +67,7 @@ class _Job:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 10
     columns: tuple = DEFAULT_COLUMNS
+    row_exchange: str = "auto"
     files: list | None = None  # per process, or None: shard-<r>.npz
 
 
@@ -166,6 +167,7 @@ def _worker(job: _Job):
                     job.estimator, X, y, sample_weight=w, gather=job.gather,
                     checkpoint_dir=job.checkpoint_dir,
                     checkpoint_every=job.checkpoint_every, columns=job.columns,
+                    row_exchange=job.row_exchange,
                 )  # fmt: skip
             if rank == 0:
                 tmp = Path(job.folder) / ".result.tmp"
@@ -268,6 +270,7 @@ def fit(
     max_restarts=0,
     timeout=600.0,
     columns=DEFAULT_COLUMNS,
+    row_exchange="auto",
 ):
     """Fit an MFRegressor with ``nproc`` local processes, ratings sharded.
 
@@ -321,13 +324,17 @@ def fit(
     columns : tuple of str, default=("user", "item", "rating")
         The column names of a DataFrame or of the files.
 
+    row_exchange : {"auto", "all_gather", "needed"}, default="auto"
+        How the processes share the factor rows they solve after each
+        half-sweep (see :func:`fit_shard`).
+
     Returns
     -------
     estimator : MFRegressor
         The fitted estimator.
     """
     _check_launch(nproc, backend, timeout, max_restarts)
-    _check_options("rank0", checkpoint_dir, checkpoint_every)
+    _check_options("rank0", checkpoint_dir, checkpoint_every, row_exchange)
     check_estimator(estimator, "skmf.distributed.fit")
     files = as_files(X)
     if files is not None and (y is not None or sample_weight is not None):
@@ -343,6 +350,7 @@ def fit(
             estimator=_unfitted(estimator), folder=folder, backend=backend,
             timeout=float(timeout), checkpoint_dir=_path(checkpoint_dir),
             checkpoint_every=int(checkpoint_every), columns=tuple(columns),
+            row_exchange=row_exchange,
         )  # fmt: skip
         data = None
         if files is None:

@@ -34,7 +34,7 @@ from skmf._device import resolve_device, torch_threads
 from skmf._estimator import _positive_ratings
 from skmf._recommend import rated_pairs
 from skmf._solvers import Settings
-from skmf.distributed._comm import TorchComm, agree, balanced_bounds
+from skmf.distributed._comm import ROW_EXCHANGES, TorchComm, agree, balanced_bounds
 from skmf.distributed._engine import DISTRIBUTED_SOLVERS, ShardRatings, fit_sharded
 
 __all__ = ["GATHER_OPTIONS", "check_estimator", "fit_shard"]
@@ -85,10 +85,14 @@ def check_estimator(estimator, caller: str) -> Settings:
     return settings
 
 
-def _check_options(gather, checkpoint_dir, checkpoint_every) -> None:
+def _check_options(gather, checkpoint_dir, checkpoint_every, row_exchange) -> None:
     if gather not in GATHER_OPTIONS:
         raise ValueError(
             f"gather must be one of {list(GATHER_OPTIONS)}; got {gather!r}."
+        )
+    if row_exchange not in ROW_EXCHANGES:
+        raise ValueError(
+            f"row_exchange must be one of {list(ROW_EXCHANGES)}; got {row_exchange!r}."
         )
     if (
         not isinstance(checkpoint_every, Integral)
@@ -192,6 +196,7 @@ def fit_shard(
     checkpoint_dir=None,
     checkpoint_every=10,
     columns=DEFAULT_COLUMNS,
+    row_exchange="auto",
 ):
     """Fit an MFRegressor on ratings split between the processes of a group.
 
@@ -240,6 +245,15 @@ def fit_shard(
         The column names of a DataFrame ``X`` (see
         :meth:`skmf.MFRegressor.fit`).
 
+    row_exchange : {"auto", "all_gather", "needed"}, default="auto"
+        How the processes share the factor rows they solve after each
+        half-sweep: every row to every process (``all_gather``), or to each
+        process only the rows its ratings read (``needed``: one
+        ``all_to_all_single``, routed once per fit). "auto" picks, for the
+        users and for the items separately, the needed rows when no process
+        needs more than half of what the all-gather would bring it. The
+        model does not depend on it.
+
     Returns
     -------
     estimator : MFRegressor or None
@@ -249,14 +263,14 @@ def fit_shard(
     estimator, _ = _fit_shard(
         estimator, X, y, sample_weight=sample_weight, gather=gather,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-        columns=columns,
+        columns=columns, row_exchange=row_exchange,
     )  # fmt: skip
     return estimator
 
 
 def _fit_shard(
     estimator, X, y, *, sample_weight, gather, checkpoint_dir, checkpoint_every,
-    columns,
+    columns, row_exchange="auto",
 ):  # fmt: skip
     """:func:`fit_shard`, also returning the FitRecord (on every process)."""
     if not (dist.is_available() and dist.is_initialized()):
@@ -265,7 +279,7 @@ def _fit_shard(
             "process group (torch.distributed.init_process_group, e.g. under "
             "torchrun). To start local processes, use skmf.distributed.fit."
         )
-    _check_options(gather, checkpoint_dir, checkpoint_every)
+    _check_options(gather, checkpoint_dir, checkpoint_every, row_exchange)
     settings = check_estimator(estimator, "fit_shard")
     group = None
     rank, size = dist.get_rank(group), dist.get_world_size(group)
@@ -321,6 +335,7 @@ def _fit_shard(
             by_user, by_item, (n_users, n_items), settings, random_state=rng,
             comm=comm, device=device, checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every, n_ratings=n_ratings,
+            row_exchange=row_exchange,
         )  # fmt: skip
 
     _LAST_STATS.clear()
@@ -328,6 +343,7 @@ def _fit_shard(
         bytes_received=dict(comm.bytes_received), n_iter=record.n_iter,
         user_bounds=list(comm.bounds["user"]), item_bounds=list(comm.bounds["item"]),
         n_local=(len(by_user), len(by_item)),
+        row_exchange=dict(comm.exchange_mode),
     )  # fmt: skip
 
     # The fitted state, as MFRegressor.fit sets it.
