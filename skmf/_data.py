@@ -598,16 +598,17 @@ def _id_list(values: list) -> np.ndarray:
 
 
 def group_by_row(
-    rows: np.ndarray, cols: np.ndarray, n_rows: int
+    rows: np.ndarray, cols: np.ndarray, n_rows: int, *, spare: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Pairs (row, col) grouped by row: CSR arrays and the stable order.
 
     A counting sort (SciPy's COO to CSR conversion, O(n), about 3x faster
     than a stable sort of int32 keys): returns ``indptr`` (int64, n_rows + 1),
     the columns in row order (int32; within a row in input order, repeated
-    pairs kept) and the order (int64) that sorts the pairs by row. None when
-    the sizes exceed int32 or SciPy's routine is not available: the caller
-    sorts instead.
+    pairs kept; followed by ``spare`` unset entries) and the order (int32)
+    that sorts the pairs by row. None when the sizes exceed int32 or SciPy's
+    routine is not available: the caller sorts instead. int32 ``rows`` and
+    ``cols`` are read without a copy.
     """
     n = len(rows)
     if max(n, n_rows) >= 2**31 or (len(cols) and int(cols.max()) >= 2**31):
@@ -617,14 +618,14 @@ def group_by_row(
     except ImportError:  # pragma: no cover - SciPy's private module moved
         return None
     indptr = np.empty(n_rows + 1, dtype=np.int32)
-    out_cols = np.empty(n, dtype=np.int32)
+    out_cols = np.empty(n + spare, dtype=np.int32)
     order = np.empty(n, dtype=np.int32)
     _sparsetools.coo_tocsr(
         n_rows, max(int(cols.max()) + 1 if n else 1, 1), n,
         rows.astype(np.int32, copy=False), cols.astype(np.int32, copy=False),
-        np.arange(n, dtype=np.int32), indptr, out_cols, order,
+        np.arange(n, dtype=np.int32), indptr, out_cols[:n], order,
     )  # fmt: skip
-    return indptr.astype(np.int64), out_cols, order.astype(np.int64)
+    return indptr.astype(np.int64), out_cols, order
 
 
 def factorize_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -85,26 +85,50 @@ def _length_grid(max_len: int) -> list[int]:
 @dataclass
 class _Block:
     rows: torch.Tensor  # (B,) indices of the rows solved in this block
-    index: torch.Tensor  # (B * L,) row of the other side; padding -> n_other
+    index: torch.Tensor  # (B * L,) row of the other side (int32 on the CPU);
+    # padding -> n_other
     sw: torch.Tensor | None  # (B, L) sqrt(weight), 0 on padding; None: unweighted
     r: torch.Tensor  # (B, L) rating * sqrt(weight), 0 on padding
 
 
 def _row_order(
-    row: torch.Tensor, other: torch.Tensor, n_rows: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The positions of the ratings sorted by row (stable), and the row counts.
+    row: torch.Tensor, other: torch.Tensor, n_rows: int, n_other: int, codes=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ratings in row order: positions, row counts, other side's rows.
 
-    On the CPU a counting sort (:func:`skmf._data.group_by_row`); elsewhere,
-    or when it cannot, torch's stable sort.
+    Returns the positions of the ratings sorted by row (stable), the number
+    of ratings of each row, and ``other`` in that order followed by the
+    sentinel ``n_other`` (the zero row padding points to). On the CPU a
+    counting sort (:func:`skmf._data.group_by_row`, int32 positions and
+    rows, on the int32 ``codes`` (row, other) when given); elsewhere, or when
+    it cannot, torch's stable sort.
     """
     if row.device.type == "cpu":
-        grouped = group_by_row(row.numpy(), other.numpy(), n_rows)
+        rows, others = codes if codes is not None else (row.numpy(), other.numpy())
+        grouped = group_by_row(rows, others, n_rows, spare=1)
         if grouped is not None:
-            indptr, _, order = grouped
-            return torch.from_numpy(order), torch.from_numpy(np.diff(indptr))
+            indptr, other_x, order = grouped
+            other_x[-1] = n_other
+            return (
+                torch.from_numpy(order),
+                torch.from_numpy(np.diff(indptr)),
+                torch.from_numpy(other_x),
+            )
     key = row.int() if n_rows < 2**31 else row
-    return torch.argsort(key, stable=True), torch.bincount(row, minlength=n_rows)
+    order = torch.argsort(key, stable=True)
+    counts = torch.bincount(row, minlength=n_rows)
+    return order, counts, _gather_padded(other, order, n_other)
+
+
+def int32_codes(data) -> tuple[np.ndarray, np.ndarray] | None:
+    """The user and item codes of CPU ratings as int32 arrays (None: not
+    CPU, or too many rows), converted once for both sides' grouping."""
+    if data.user.device.type != "cpu" or max(data.n_users, data.n_items) >= 2**31:
+        return None
+    return (
+        data.user.numpy().astype(np.int32),
+        data.item.numpy().astype(np.int32),
+    )
 
 
 def _gather_padded(values: torch.Tensor, order: torch.Tensor, fill) -> torch.Tensor:
@@ -129,6 +153,9 @@ class RowGroups:
         Number of rows on each side.
     n_components : int
         Number of factors k (sizes the blocks).
+    codes : (ndarray, ndarray) of int32 or None
+        ``row`` and ``other`` as int32 arrays, if already converted (see
+        :func:`int32_codes`).
     """
 
     def __init__(
@@ -140,15 +167,16 @@ class RowGroups:
         n_rows: int,
         n_other: int,
         n_components: int,
+        codes: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         device = rating.device
         k = n_components
         n = row.shape[0]
         # The ratings in row order (a stable counting sort), each array
         # followed by the sentinel position n -> padding: the zero row n_other
-        # of the gathered matrix, rating 0, sqrt-weight 0.
-        order, counts = _row_order(row, other, n_rows)
-        other_x = _gather_padded(other, order, n_other)
+        # of the gathered matrix (int32 rows on the CPU), rating 0,
+        # sqrt-weight 0.
+        order, counts, other_x = _row_order(row, other, n_rows, n_other, codes)
         sw = None if weight is None else weight.sqrt()
         sw_x = None if sw is None else _gather_padded(sw, order, 0)
         r_x = _gather_padded(rating if sw is None else rating * sw, order, 0)
@@ -307,13 +335,16 @@ def solve_rows(
 
 def group_ratings(data: Ratings, n_components: int) -> tuple[RowGroups, RowGroups]:
     """The ratings grouped by user and by item, for the ALS updates."""
+    codes = int32_codes(data)
     by_user = RowGroups(
         data.user, data.item, data.rating, data.weight, data.n_users,
-        data.n_items, n_components,
+        data.n_items, n_components, codes,
     )  # fmt: skip
+    if codes is not None:
+        codes = codes[::-1]
     by_item = RowGroups(
         data.item, data.user, data.rating, data.weight, data.n_items,
-        data.n_users, n_components,
+        data.n_users, n_components, codes,
     )  # fmt: skip
     return by_user, by_item
 

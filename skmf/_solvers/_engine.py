@@ -186,6 +186,11 @@ class FitRecord:
 
 
 # -------------------------------------------------------------------- units
+#: Ratings per chunk of the passes that would otherwise allocate a temporary
+#: of the ratings' size.
+_CHUNK = 1 << 18
+
+
 def rating_units(
     ratings: np.ndarray, weights: np.ndarray | None, fit_intercept: bool
 ) -> tuple[float, float]:
@@ -207,15 +212,18 @@ def rating_units(
     x = np.asarray(ratings, dtype=np.float64)
     if factor != 1.0:
         x = x / factor
-    if weights is None:
-        centre = float(x.mean()) if fit_intercept else 0.0
-        d = x - centre
-        scale = math.sqrt(float(d @ d) / len(d))
+    total = float(len(x)) if weights is None else float(weights.sum())
+    if fit_intercept:
+        centre = float(x.sum() if weights is None else weights @ x) / total
     else:
-        total = float(weights.sum())
-        centre = float(weights @ x) / total if fit_intercept else 0.0
-        d = x - centre
-        scale = math.sqrt(float(weights @ (d * d)) / total)
+        centre = 0.0
+    # sum w (x - centre)^2 in chunks: no temporary of the ratings' size.
+    ss = 0.0
+    for start in range(0, len(x), _CHUNK):
+        d = x[start : start + _CHUNK] - centre
+        w = None if weights is None else weights[start : start + _CHUNK]
+        ss += float(d @ d) if w is None else float(w @ (d * d))
+    scale = math.sqrt(ss / total)
     if not scale > 1e-12 * max(abs(centre), 1e-300):
         scale = 1.0 / factor  # all ratings (nearly) equal: any scale fits them
     return centre * factor, scale * factor
@@ -460,7 +468,8 @@ def fit_model(
     if units is None or not partial:
         units = rating_units(ratings, weights, settings.fit_intercept)
     centre, scale = units
-    raw, ratings = ratings, (ratings - centre) / scale
+    raw, ratings = ratings, np.subtract(ratings, centre, dtype=np.float64)
+    ratings /= scale
     _check_values(raw, ratings, weights, dtype, units if partial else None)
     _check_memory(n_users, n_items, len(ratings), settings, device, dtype)
     generator = torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
