@@ -350,6 +350,30 @@ def test_merged_length_buckets_cover_every_rated_row_once(min_ratings):
         assert len(groups) == 1
 
 
+@pytest.mark.parametrize("n", [0, 1, 1000, 1_500_000])
+def test_counting_sort_groups_pairs_as_a_stable_sort(n):
+    """group_by_row against NumPy's stable argsort, at sizes below and above
+    the one where its arrays go to a memory map (4 MiB), with int32 and int64
+    codes, and the spare entry after the columns."""
+    from skmf._data import group_by_row
+
+    rng = np.random.default_rng(n)
+    rows = rng.integers(0, 5000, n)
+    cols = rng.integers(0, 3000, n)
+    order = np.argsort(rows, kind="stable")
+    for dtype in (np.int64, np.int32):
+        indptr, out_cols, got = group_by_row(
+            rows.astype(dtype), cols.astype(dtype), 5000, spare=1
+        )
+        np.testing.assert_array_equal(got, order)
+        np.testing.assert_array_equal(out_cols[:n], cols[order])
+        assert len(out_cols) == n + 1 and out_cols.dtype == np.int32
+        np.testing.assert_array_equal(
+            np.diff(indptr), np.bincount(rows, minlength=5000)
+        )
+        out_cols[-1] = -1  # the spare entry is the caller's
+
+
 # Exact up to round-off for the deterministic solvers; the stochastic ones
 # see the same standardized problem and the same random draws, so only
 # round-off of the standardization separates them too.

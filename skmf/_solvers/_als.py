@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from skmf._data import group_by_row
+from skmf._data import as_int32, group_by_row
 from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
@@ -125,10 +125,7 @@ def int32_codes(data) -> tuple[np.ndarray, np.ndarray] | None:
     CPU, or too many rows), converted once for both sides' grouping."""
     if data.user.device.type != "cpu" or max(data.n_users, data.n_items) >= 2**31:
         return None
-    return (
-        data.user.numpy().astype(np.int32),
-        data.item.numpy().astype(np.int32),
-    )
+    return as_int32(data.user.numpy()), as_int32(data.item.numpy())
 
 
 def _gather_padded(values: torch.Tensor, order: torch.Tensor, fill) -> torch.Tensor:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from skmf._data import CHUNK, small_pages
 from skmf._device import (
     available_bytes,
     numpy_dtype,
@@ -186,11 +187,6 @@ class FitRecord:
 
 
 # -------------------------------------------------------------------- units
-#: Ratings per chunk of the passes that would otherwise allocate a temporary
-#: of the ratings' size.
-_CHUNK = 1 << 18
-
-
 def rating_units(
     ratings: np.ndarray, weights: np.ndarray | None, fit_intercept: bool
 ) -> tuple[float, float]:
@@ -219,9 +215,9 @@ def rating_units(
         centre = 0.0
     # sum w (x - centre)^2 in chunks: no temporary of the ratings' size.
     ss = 0.0
-    for start in range(0, len(x), _CHUNK):
-        d = x[start : start + _CHUNK] - centre
-        w = None if weights is None else weights[start : start + _CHUNK]
+    for start in range(0, len(x), CHUNK):
+        d = x[start : start + CHUNK] - centre
+        w = None if weights is None else weights[start : start + CHUNK]
         ss += float(d @ d) if w is None else float(w @ (d * d))
     scale = math.sqrt(ss / total)
     if not scale > 1e-12 * max(abs(centre), 1e-300):
@@ -468,7 +464,8 @@ def fit_model(
     if units is None or not partial:
         units = rating_units(ratings, weights, settings.fit_intercept)
     centre, scale = units
-    raw, ratings = ratings, np.subtract(ratings, centre, dtype=np.float64)
+    raw = ratings
+    ratings = np.subtract(raw, centre, out=small_pages(len(raw), np.float64))
     ratings /= scale
     _check_values(raw, ratings, weights, dtype, units if partial else None)
     _check_memory(n_users, n_items, len(ratings), settings, device, dtype)
