@@ -49,7 +49,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_
 # %%
 # Fit, predict, score
 # -------------------
-# The defaults (ALS, 16 factors, ``alpha=1.05``) are a good start.
+# The defaults (ALS, 16 factors, ``alpha=0.95``) are a good start.
 model = MFRegressor(random_state=0).fit(X_train, y_train)
 y_pred = model.predict(X_test)
 

@@ -70,14 +70,15 @@ class MFRegressor(RegressorMixin, BaseEstimator):
     n_components : int, default=16
         Number of latent factors k.
 
-    alpha : float, default=1.05
+    alpha : float, default=0.95
         Regularization strength of the factors, in [0, inf), per unit of the
         ratings' standard deviation :math:`\sigma` (the penalty of the
         objective in the Notes is :math:`\lambda = \alpha \sigma`): the
         same ``alpha`` means the same on a 1-5, a 1-100 or a -10-10 scale,
         and fitting :math:`a r + d` gives the predictions :math:`a \hat r +
-        d`. The default was tuned on MovieLens (:math:`\sigma \approx
-        1.12`). "gibbs" learns its penalties from the data and uses
+        d`. The default was chosen on MovieLens and on synthetic ratings of
+        several scales and shapes (see the Accuracy page of the
+        documentation). "gibbs" learns its penalties from the data and uses
         ``alpha``, ``alpha_bias`` and ``alpha_scaling`` only in
         :meth:`partial_fit` and in :meth:`recommend` with ``ratings``.
 
@@ -487,7 +488,7 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         self,
         *,
         n_components=16,
-        alpha=1.05,
+        alpha=0.95,
         alpha_bias=None,
         alpha_scaling="sqrt",
         solver="als",
