@@ -626,9 +626,9 @@ or sparse matrix of shape (n_users, n_items)
         self._units = record.units
         self._set_inputs(data, user_ids, item_ids)
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-        self._rated = (
-            rated_pairs(u_codes, i_codes, *shape) if self.keep_rated_pairs else None
-        )
+        self._rated = None
+        if self.keep_rated_pairs:  # from the fit's grouping when it made one
+            self._rated = record.rated_pairs or rated_pairs(u_codes, i_codes, *shape)
         self._user_n = _counts(u_codes, weights, shape[0])
         self._item_n = _counts(i_codes, weights, shape[1])
         return settings, record

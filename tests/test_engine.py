@@ -97,6 +97,41 @@ def test_the_pickle_holds_the_parameters_and_about_4_bytes_per_rating():
     )
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # ALS: the pairs come from the fit's own grouping
+        {"solver": "gibbs", "max_iter": 3},
+        {"solver": "sgd", "max_iter": 2},  # grouped for the spectral start only
+        {"early_stopping": True, "max_iter": 3},  # grouped a subset: recomputed
+        {"init": "random", "solver": "adam", "max_iter": 2},  # never grouped
+    ],
+)
+def test_the_rated_pairs_are_every_training_pair_in_input_order(params):
+    """model._rated against a stable argsort of the (user, item) codes, whether
+    the fit's grouping supplied it or it was built apart; repeated pairs
+    kept, and warm start keeps the pairs of its own call."""
+    data = make_ratings(n_users=50, n_items=30, n_ratings=600, random_state=3)
+    X = np.vstack([data.X, data.X[:40]])  # repeated pairs
+    y = np.concatenate([data.y, data.y[:40]])
+    model = MFRegressor(random_state=0, **params)
+
+    def check(Xf):
+        u = np.searchsorted(model.users_, Xf[:, 0])
+        i = np.searchsorted(model.items_, Xf[:, 1])
+        indptr, indices = model._rated
+        counts = np.bincount(u, minlength=len(model.users_))
+        np.testing.assert_array_equal(indptr, np.r_[0, np.cumsum(counts)])
+        np.testing.assert_array_equal(indices, i[np.argsort(u, kind="stable")])
+        assert indptr.dtype == np.int64 and indices.dtype == np.int32
+
+    model.fit(X, y)
+    check(X)
+    model.set_params(warm_start=True).fit(X[::2], y[::2])
+    check(X[::2])
+
+
 def test_without_rated_pairs_recommend_takes_the_exclusions_from_the_caller(
     small_ratings,
 ):

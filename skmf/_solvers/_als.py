@@ -93,15 +93,16 @@ class _Block:
 
 def _row_order(
     row: torch.Tensor, other: torch.Tensor, n_rows: int, n_other: int, codes=None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple | None]:
     """The ratings in row order: positions, row counts, other side's rows.
 
     Returns the positions of the ratings sorted by row (stable), the number
-    of ratings of each row, and ``other`` in that order followed by the
-    sentinel ``n_other`` (the zero row padding points to). On the CPU a
-    counting sort (:func:`skmf._data.group_by_row`, int32 positions and
-    rows, on the int32 ``codes`` (row, other) when given); elsewhere, or when
-    it cannot, torch's stable sort.
+    of ratings of each row, ``other`` in that order followed by the sentinel
+    ``n_other`` (the zero row padding points to), and the CSR arrays
+    (indptr int64, columns int32) of the pairs when they come for free. On
+    the CPU a counting sort (:func:`skmf._data.group_by_row`, int32
+    positions and rows, on the int32 ``codes`` (row, other) when given);
+    elsewhere, or when it cannot, torch's stable sort (and no CSR arrays).
     """
     if row.device.type == "cpu":
         rows, others = codes if codes is not None else (row.numpy(), other.numpy())
@@ -113,11 +114,12 @@ def _row_order(
                 torch.from_numpy(order),
                 torch.from_numpy(np.diff(indptr)),
                 torch.from_numpy(other_x),
+                (indptr, other_x[:-1]),
             )
     key = row.int() if n_rows < 2**31 else row
     order = torch.argsort(key, stable=True)
     counts = torch.bincount(row, minlength=n_rows)
-    return order, counts, _gather_padded(other, order, n_other)
+    return order, counts, _gather_padded(other, order, n_other), None
 
 
 def int32_codes(data) -> tuple[np.ndarray, np.ndarray] | None:
@@ -173,7 +175,11 @@ class RowGroups:
         # followed by the sentinel position n -> padding: the zero row n_other
         # of the gathered matrix (int32 rows on the CPU), rating 0,
         # sqrt-weight 0.
-        order, counts, other_x = _row_order(row, other, n_rows, n_other, codes)
+        order, counts, other_x, csr = _row_order(row, other, n_rows, n_other, codes)
+        #: The pairs (row, other) as CSR arrays (indptr int64, the other side's
+        #: rows int32, in input order within a row), or None: the rated pairs
+        #: the estimator keeps, from the counting sort already made.
+        self.csr = csr
         sw = None if weight is None else weight.sqrt()
         sw_x = None if sw is None else _gather_padded(sw, order, 0)
         r_x = _gather_padded(rating if sw is None else rating * sw, order, 0)

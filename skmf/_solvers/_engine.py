@@ -184,6 +184,11 @@ class FitRecord:
     best_iteration: int | None
     converged: bool
     units: tuple[float, float] = (0.0, 1.0)
+    #: The (user, item) pairs of all the ratings as CSR arrays (indptr int64,
+    #: item codes int32, in input order within a user), when the fit grouped
+    #: them anyway (ALS and Gibbs on the CPU, without early stopping); else
+    #: None.
+    rated_pairs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 # -------------------------------------------------------------------- units
@@ -534,11 +539,15 @@ def fit_model(
     groups = None
     if settings.solver in ("als", "gibbs"):
         groups = group_ratings(train, k)
+    spectral_groups = None
     if settings.init == "svd" and start is None:
-        P0, Q0, r = spectral_factors(
-            *(groups or group_ratings(train, k)), mean, k, generator
-        )
+        spectral_groups = groups or group_ratings(train, k)
+        P0, Q0, r = spectral_factors(*spectral_groups, mean, k, generator)
         F.P[:, :r], F.Q[:, :r] = P0, Q0
+    # The counting sort by user gave the rated pairs of all the ratings.
+    by_user = (groups or spectral_groups or (None,))[0]
+    rated = by_user.csr if by_user is not None and train_idx is None else None
+    del spectral_groups, by_user
     if settings.positive:
         spectral = r if settings.init == "svd" and start is None else 0
         nonnegative_start(F, spectral)
@@ -556,6 +565,7 @@ def fit_model(
     del groups
     result = run_steps(step, F, train, penalty, settings, validation=validation)
     record = fit_record(result, units)
+    record.rated_pairs = rated
     model = _model(F, dtype)
     if settings.implicit_feedback:
         model.implicit_factors, model.user_implicit = implicit_arrays(F, sets, dtype)
