@@ -155,6 +155,9 @@ class RowGroups:
     codes : (ndarray, ndarray) of int32 or None
         ``row`` and ``other`` as int32 arrays, if already converted (see
         :func:`int32_codes`).
+    keep_pairs : bool
+        Keep the pairs as CSR arrays (``csr``) when the counting sort made
+        them (4 bytes a rating, held as long as the groups).
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class RowGroups:
         n_other: int,
         n_components: int,
         codes: tuple[np.ndarray, np.ndarray] | None = None,
+        keep_pairs: bool = False,
     ):
         device = rating.device
         k = n_components
@@ -179,7 +183,7 @@ class RowGroups:
         #: The pairs (row, other) as CSR arrays (indptr int64, the other side's
         #: rows int32, in input order within a row), or None: the rated pairs
         #: the estimator keeps, from the counting sort already made.
-        self.csr = csr
+        self.csr = csr if keep_pairs else None
         sw = None if weight is None else weight.sqrt()
         sw_x = None if sw is None else _gather_padded(sw, order, 0)
         r_x = _gather_padded(rating if sw is None else rating * sw, order, 0)
@@ -341,7 +345,7 @@ def group_ratings(data: Ratings, n_components: int) -> tuple[RowGroups, RowGroup
     codes = int32_codes(data)
     by_user = RowGroups(
         data.user, data.item, data.rating, data.weight, data.n_users,
-        data.n_items, n_components, codes,
+        data.n_items, n_components, codes, keep_pairs=True,
     )  # fmt: skip
     if codes is not None:
         codes = codes[::-1]
