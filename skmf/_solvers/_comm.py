@@ -20,9 +20,11 @@ loop) take a communicator with these operations:
     Make every process's copy of the tables whole (once, at the end).
 ``gather(side, local)``
     The full table of ``side`` from each process's rows ``local``.
-``sum(*values)``, ``sum_tensor(t)``
-    Sums of numbers, or element-wise sums of a tensor, over the processes,
-    the same on every process.
+``sum(*values)``, ``sum_tensor(t)``, ``max(value)``
+    Sums of numbers, or element-wise sums of a tensor, or the largest number,
+    over the processes, the same on every process.
+``agree(check)``
+    Run a validation on every process; if it raises on one, raise on all.
 
 :class:`LocalComm`, the communicator of an ordinary one-process fit, owns
 every row and makes each collective the identity, so that the one-process
@@ -64,6 +66,14 @@ class LocalComm:
     def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` itself."""
         return t
+
+    def max(self, value: float) -> float:
+        """``value`` itself."""
+        return value
+
+    def agree(self, check) -> None:
+        """Run ``check``."""
+        check()
 
 
 #: The one-process communicator (stateless, shared).

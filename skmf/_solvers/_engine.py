@@ -50,6 +50,7 @@ from skmf._solvers._als import (
     penalty_diagonal,
     solve_rows,
 )
+from skmf._solvers._comm import LOCAL
 from skmf._solvers._common import (
     Factors,
     FitResult,
@@ -193,18 +194,17 @@ class FitRecord:
 
 # -------------------------------------------------------------------- units
 def rating_units(
-    ratings: np.ndarray, weights: np.ndarray | None, fit_intercept: bool
+    ratings: np.ndarray, weights: np.ndarray | None, fit_intercept: bool, comm=LOCAL
 ) -> tuple[float, float]:
     """(centre, scale) of the ratings: weighted mean and standard deviation.
 
     Without an intercept the centre is 0 and the scale the root mean square.
     Computed in float64 without overflow (on ratings divided by their largest
     magnitude). The scale is never 0: ratings all equal give their magnitude
-    (1 if they are all 0).
+    (1 if they are all 0). With a communicator, of the ratings of every
+    process (each holding some, or none).
     """
-    if not len(ratings):
-        return 0.0, 1.0
-    big = _magnitude(ratings)
+    big = comm.max(_magnitude(ratings))
     if big == 0.0:
         return 0.0, 1.0
     # In float64; the ratings are divided by their largest magnitude only
@@ -214,17 +214,17 @@ def rating_units(
     if factor != 1.0:
         x = x / factor
     total = float(len(x)) if weights is None else float(weights.sum())
-    if fit_intercept:
-        centre = float(x.sum() if weights is None else weights @ x) / total
-    else:
-        centre = 0.0
+    sx = float(x.sum() if weights is None else weights @ x) if len(x) else 0.0
+    total, sx = (float(v) for v in comm.sum(total, sx))
+    centre = sx / total if fit_intercept else 0.0
     # sum w (x - centre)^2 in chunks: no temporary of the ratings' size.
     ss = 0.0
     for start in range(0, len(x), CHUNK):
         d = x[start : start + CHUNK] - centre
         w = None if weights is None else weights[start : start + CHUNK]
         ss += float(d @ d) if w is None else float(w @ (d * d))
-    scale = math.sqrt(ss / total)
+    (ss,) = comm.sum(ss)
+    scale = math.sqrt(float(ss) / total)
     if not scale > 1e-12 * max(abs(centre), 1e-300):
         scale = 1.0 / factor  # all ratings (nearly) equal: any scale fits them
     return centre * factor, scale * factor
@@ -369,6 +369,18 @@ def _check_memory(
 
 
 # -------------------------------------------------------------------- fit
+def _standardized(ratings: np.ndarray, units: tuple[float, float]) -> np.ndarray:
+    """(ratings - centre) / scale, in float64 (one allocation, small pages)."""
+    out = np.subtract(ratings, units[0], out=small_pages(len(ratings), np.float64))
+    out /= units[1]
+    return out
+
+
+def _columns(data: Ratings) -> tuple:
+    """The row, other, rating and weight tensors of ``data``, for RowGroups."""
+    return data.user, data.item, data.rating, data.weight
+
+
 def _ratings(users, items, ratings, weights, shape, device, dtype) -> Ratings:
     return Ratings(
         to_tensor(users, device, torch.int64),
@@ -388,8 +400,13 @@ def _make_step(
     groups,
     generator: torch.Generator,
     rng: np.random.RandomState,
+    comm=LOCAL,
 ) -> Step:
-    """The solver's step (one epoch or sweep) for ``settings.solver``."""
+    """The solver's step (one epoch or sweep) for ``settings.solver``.
+
+    ALS and Gibbs take a communicator (a sharded fit); the others run in one
+    process.
+    """
     solver = settings.solver
     if solver == "als" and settings.positive:
         return PositiveALSStep(
@@ -397,12 +414,13 @@ def _make_step(
         )
     if solver == "als":
         return ALSStep(
-            F, train, penalty, fit_intercept=settings.fit_intercept, groups=groups
-        )
+            F, train, penalty, fit_intercept=settings.fit_intercept, groups=groups,
+            comm=comm,
+        )  # fmt: skip
     if solver == "gibbs":
         return GibbsStep(
             F, train, fit_intercept=settings.fit_intercept,
-            max_iter=settings.max_iter, random_state=rng, groups=groups,
+            max_iter=settings.max_iter, random_state=rng, groups=groups, comm=comm,
         )  # fmt: skip
     step_cls = {"sgd": SGDStep, "adam": AdamStep}[solver]
     return step_cls(
@@ -410,6 +428,42 @@ def _make_step(
         batch_size=settings.minibatch(len(train)),
         fit_intercept=settings.fit_intercept, generator=generator,
     )  # fmt: skip
+
+
+@dataclass
+class Shard:
+    """This process's part of a sharded fit (:mod:`skmf.distributed`).
+
+    With a shard, the ratings given to :func:`fit_model` are those of the
+    users this process owns (``comm.rows("user")``, global codes), each
+    rating held by exactly one process in that layout.
+
+    Attributes
+    ----------
+    comm : communicator
+        The processes' collectives (:mod:`skmf._solvers._comm`).
+    by_item : (ndarray, ndarray, ndarray, ndarray or None)
+        The ratings of the items this process owns: item codes, user codes,
+        ratings, weights.
+    device : torch.device
+        This process's device.
+    row_counts : (ndarray, ndarray)
+        The weighted number of ratings of every user and item, over all the
+        processes.
+    row_exchange : str
+        How the processes share the rows they solve
+        (:meth:`~skmf.distributed._comm.TorchComm.plan_rows`).
+    wrap : callable or None
+        ``wrap(step, F, units) -> step``: a wrapper of the solver's step
+        (checkpoints), given the step, the factors and the units.
+    """
+
+    comm: object
+    by_item: tuple
+    device: torch.device
+    row_counts: tuple[np.ndarray, np.ndarray]
+    row_exchange: str = "auto"
+    wrap: object = None
 
 
 def fit_model(
@@ -425,6 +479,7 @@ def fit_model(
     partial: bool = False,
     row_counts: tuple[np.ndarray, np.ndarray] | None = None,
     units: tuple[float, float] | None = None,
+    shard: Shard | None = None,
 ) -> tuple[Model, FitRecord]:
     """Fit the model to ratings: the one entry point of the solvers.
 
@@ -457,23 +512,30 @@ def fit_model(
     units : (float, float) or None
         With ``partial``: the ``units`` of the record of the fit that made
         ``start``. Otherwise computed from ``ratings``.
+    shard : Shard or None
+        This process's part of a sharded fit (ALS or Gibbs, from scratch,
+        without early stopping): ``users``... are then the ratings of the
+        users it owns. Every process gets the same model.
 
     Returns
     -------
     model : Model
     record : FitRecord
     """
-    device = resolve_device(settings.device)
+    comm = LOCAL if shard is None else shard.comm
+    device = resolve_device(settings.device) if shard is None else shard.device
     dtype = resolve_dtype(settings.dtype, device)
     n_users, n_items = int(shape[0]), int(shape[1])
     if units is None or not partial:
-        units = rating_units(ratings, weights, settings.fit_intercept)
+        units = rating_units(ratings, weights, settings.fit_intercept, comm)
     centre, scale = units
     raw = ratings
-    ratings = np.subtract(raw, centre, out=small_pages(len(raw), np.float64))
-    ratings /= scale
-    _check_values(raw, ratings, weights, dtype, units if partial else None)
-    _check_memory(n_users, n_items, len(ratings), settings, device, dtype)
+    ratings = _standardized(raw, units)
+    n_held = len(ratings) + (0 if shard is None else len(shard.by_item[2]))
+    comm.agree(
+        lambda: _check_values(raw, ratings, weights, dtype, units if partial else None)
+    )
+    comm.agree(lambda: _check_memory(n_users, n_items, n_held, settings, device, dtype))
     generator = torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
     given = start
     if start is not None:
@@ -507,7 +569,17 @@ def fit_model(
         return users[index], items[index], ratings[index], w
 
     tu, ti, tr, tw = subset(train_idx)
-    train = _ratings(tu, ti, tr, tw, shape, device, dtype)
+    if shard is None:
+        train = _ratings(tu, ti, tr, tw, shape, device, dtype)
+    else:  # this process's users' ratings, the users numbered from its first
+        su, si = comm.rows("user"), comm.rows("item")
+        nu, ni = su.stop - su.start, si.stop - si.start
+        train = _ratings(tu - su.start, ti, tr, tw, (nu, n_items), device, dtype)
+        item_ids, item_users, item_r, item_w = shard.by_item
+        by_item = _ratings(
+            item_ids - si.start, item_users, _standardized(item_r, units), item_w,
+            (ni, n_users), device, dtype,
+        )  # fmt: skip
     validation = None
     if settings.early_stopping:
         validation = _ratings(*subset(val_idx), shape, device, dtype)
@@ -533,20 +605,32 @@ def fit_model(
     if settings.implicit_feedback:  # SVD++: Y, and N(u) from the training pairs
         F, sets = implicit_start(F, train, start)
 
+    counts = None
+    if shard is not None:
+        counts = tuple(to_tensor(c, device, dtype) for c in shard.row_counts)
     penalty = Penalty.build(
-        train, settings.alpha, settings.bias_penalty, settings.alpha_scaling
+        train, settings.alpha, settings.bias_penalty, settings.alpha_scaling, counts
     )
     groups = None
-    if settings.solver in ("als", "gibbs"):
+    if shard is not None:
+        groups = (
+            RowGroups(*_columns(train), nu, n_items, k),
+            RowGroups(*_columns(by_item), ni, n_users, k),
+        )
+    elif settings.solver in ("als", "gibbs"):
         groups = group_ratings(train, k)
     spectral_groups = None
     if settings.init == "svd" and start is None:
         spectral_groups = groups or group_ratings(train, k)
-        P0, Q0, r = spectral_factors(*spectral_groups, mean, k, generator)
+        P0, Q0, r = spectral_factors(
+            *spectral_groups, mean, k, generator, comm=comm, dtype=dtype,
+            device=device,
+        )  # fmt: skip
         F.P[:, :r], F.Q[:, :r] = P0, Q0
     # The counting sort by user gave the rated pairs of all the ratings.
     by_user = (groups or spectral_groups or (None,))[0]
-    rated = by_user.csr if by_user is not None and train_idx is None else None
+    keep = by_user is not None and train_idx is None and shard is None
+    rated = by_user.csr if keep else None
     del spectral_groups, by_user
     if settings.positive:
         spectral = r if settings.init == "svd" and start is None else 0
@@ -559,11 +643,25 @@ def fit_model(
     if settings.implicit_feedback:
         step = make_implicit_step(settings, F, train, penalty, groups, generator, sets)
     else:
-        step = _make_step(settings, F, train, penalty, groups, generator, random_state)
+        step = _make_step(
+            settings, F, train, penalty, groups, generator, random_state, comm
+        )
     if settings.positive:
         step.positive = True  # SGD and Adam project after each minibatch
     del groups
-    result = run_steps(step, F, train, penalty, settings, validation=validation)
+    if shard is not None:
+        # A process reads the users of its items' ratings and the items of
+        # its users' ratings (its own rows it solves itself).
+        comm.plan_rows("user", shard.by_item[1], shard.row_exchange)
+        comm.plan_rows("item", items, shard.row_exchange)
+        if shard.wrap is not None:
+            step = shard.wrap(step, F, units)
+    result = run_steps(
+        step, F, train, penalty, settings, validation=validation,
+        comm=None if shard is None else comm, show_progress=comm.rank == 0,
+    )  # fmt: skip
+    comm.complete("user", F.P, F.bu)
+    comm.complete("item", F.Q, F.bi)
     record = fit_record(result, units)
     record.rated_pairs = rated
     model = _model(F, dtype)

@@ -270,6 +270,10 @@ class TorchComm:
         """The smallest ``value`` over the processes."""
         return -self.max(-value)
 
+    def agree(self, check) -> None:
+        """Run ``check`` on every process; if it raises on one, raise on all."""
+        agree(check, self.group)
+
     def sum_int(self, counts: np.ndarray) -> np.ndarray:
         """Element-wise sums of int64 arrays over the processes (exact)."""
         t = torch.as_tensor(np.ascontiguousarray(counts, np.int64)).to(self.device)

@@ -1,14 +1,14 @@
 """The sharded fit: :func:`skmf._solvers.fit_model` for one process of many.
 
 Each process holds the ratings of the users it owns (grouped by user) and of
-the items it owns (grouped by item), with global codes. The setup follows
-``fit_model`` step by step with sums over the processes in place of sums over
-the ratings (the units, the starting intercept and spread, the row weights),
-the same draws from the same generators on every process (the initial
-factors, the spectral start's sketch, Gibbs' noise of every row), and the
-solvers' own steps run with a :class:`~skmf.distributed._comm.TorchComm`. The
+the items it owns (grouped by item), with global codes, and calls the same
+entry point as a one-process fit with a :class:`~skmf._solvers._engine.Shard`:
+its sums run over the processes (the units, the row weights), every process
+makes the same draws from the same generators (the initial factors, the
+spectral start's sketch, Gibbs' noise of every row), and the solvers' steps
+share their rows through a :class:`~skmf.distributed._comm.TorchComm`. The
 model is therefore that of the one-process fit up to round-off, whatever the
-number of processes.
+number of processes. This module adds the row counts and the checkpoints.
 """
 
 from __future__ import annotations
@@ -16,30 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from skmf._device import resolve_dtype, to_tensor
-from skmf._solvers import (
-    ALSStep,
-    Factors,
-    FitRecord,
-    GibbsStep,
-    Model,
-    Penalty,
-    Ratings,
-    RowGroups,
-    Settings,
-    spectral_factors,
-)
-from skmf._solvers._engine import (
-    _check_memory,
-    _check_values,
-    _from_units,
-    _model,
-    fit_record,
-    initial_factors,
-    run_steps,
-)
+from skmf._solvers import FitRecord, Model, Settings
+from skmf._solvers._engine import Shard, fit_model
 from skmf.distributed._checkpoint import Checkpointer, fit_signature
-from skmf.distributed._comm import agree
 
 __all__ = ["DISTRIBUTED_SOLVERS", "ShardRatings", "fit_sharded"]
 
@@ -58,31 +37,6 @@ class ShardRatings:
 
     def __len__(self) -> int:
         return len(self.ratings)
-
-    def weight_sum(self, values=None) -> float:
-        """sum w * values (values None: sum w)."""
-        if values is None:
-            return (
-                float(len(self)) if self.weights is None else float(self.weights.sum())
-            )
-        if self.weights is None:
-            return float(values.sum())
-        return float(self.weights @ values)
-
-
-def _units(comm, data: ShardRatings, fit_intercept: bool) -> tuple[float, float]:
-    """``rating_units`` of all the processes' ratings (see the engine)."""
-    big = comm.max(float(np.abs(data.ratings).max()) if len(data) else 0.0)
-    if big == 0.0:
-        return 0.0, 1.0
-    x = data.ratings / big
-    total, sx = (float(v) for v in comm.sum(data.weight_sum(), data.weight_sum(x)))
-    centre = sx / total if fit_intercept else 0.0
-    (ss,) = comm.sum(data.weight_sum((x - centre) ** 2))
-    scale = float(np.sqrt(float(ss) / total))
-    if not scale > 1e-12 * max(abs(centre), 1e-300):
-        scale = 1.0
-    return centre * big, scale * big
 
 
 def _row_counts(comm, side: str, rows: np.ndarray, weights, n_local: int):
@@ -105,7 +59,9 @@ def fit_sharded(
     n_ratings: int,
     row_exchange: str = "auto",
 ) -> tuple[Model, FitRecord, tuple[np.ndarray, np.ndarray]]:
-    """Fit this process's shard; every process gets the same model.
+    """Fit this process's shard with :func:`skmf._solvers.fit_model`.
+
+    Every process gets the same model.
 
     Parameters
     ----------
@@ -135,97 +91,36 @@ def fit_sharded(
     row_counts : (ndarray, ndarray)
         The weighted number of ratings of every user and every item.
     """
-    dtype = resolve_dtype(settings.dtype, device)
-    n_users, n_items = int(shape[0]), int(shape[1])
-    k = settings.n_components
     su, si = comm.rows("user"), comm.rows("item")
-    nu, ni = su.stop - su.start, si.stop - si.start
-    units = _units(comm, by_user, settings.fit_intercept)
-    centre, scale = units
-    r_u = (by_user.ratings - centre) / scale
-    r_i = (by_item.ratings - centre) / scale
-    agree(
-        lambda: _check_values(by_user.ratings, r_u, by_user.weights, dtype),
-        comm.group,
+    user_n = _row_counts(
+        comm, "user", by_user.users - su.start, by_user.weights, su.stop - su.start
     )
-    agree(
-        lambda: _check_memory(
-            n_users, n_items, len(by_user) + len(by_item), settings, device, dtype
-        ),
-        comm.group,
+    item_n = _row_counts(
+        comm, "item", by_item.items - si.start, by_item.weights, si.stop - si.start
     )
-    generator = torch.Generator().manual_seed(int(random_state.randint(2**31 - 1)))
 
-    def tensors(rows, other, values, weights):
-        return (
-            to_tensor(rows, device, torch.int64),
-            to_tensor(other, device, torch.int64),
-            to_tensor(values, device, dtype),
-            None if weights is None else to_tensor(weights, device, dtype),
-        )
-
-    user_side = tensors(by_user.users - su.start, by_user.items, r_u, by_user.weights)
-    item_side = tensors(by_item.items - si.start, by_item.users, r_i, by_item.weights)
-
-    # Initialization: the draws of fit_model, on every process.
-    std_data = ShardRatings(by_user.users, by_user.items, r_u, by_user.weights)
-    sums = comm.sum(std_data.weight_sum(), std_data.weight_sum(r_u))
-    total, s1 = (float(v) for v in sums)
-    mean = s1 / total if settings.fit_intercept else 0.0
-    (s2,) = comm.sum(std_data.weight_sum((r_u - mean) ** 2))
-    std = float(np.sqrt(float(s2) / total))
-    start = initial_factors(n_users, n_items, settings, mean, std, generator, dtype)
-    F = Factors(*(t.to(device) for t in start))
-
-    user_n = _row_counts(comm, "user", by_user.users - su.start, by_user.weights, nu)
-    item_n = _row_counts(comm, "item", by_item.items - si.start, by_item.weights, ni)
-    counts = (to_tensor(user_n, device, dtype), to_tensor(item_n, device, dtype))
-    # Penalty.build reads only the counts when they are given.
-    penalty = Penalty.build(
-        None, settings.alpha, settings.bias_penalty, settings.alpha_scaling, counts
-    )
-    groups = (
-        RowGroups(*user_side, nu, n_items, k),
-        RowGroups(*item_side, ni, n_users, k),
-    )
-    if settings.init == "svd":
-        P0, Q0, r = spectral_factors(
-            *groups, mean, k, generator, comm=comm, dtype=dtype, device=device
-        )
-        F.P[:, :r], F.Q[:, :r] = P0, Q0
-    wu, wi = penalty.user_count, penalty.item_count
-    F.P[wu == 0] = 0
-    F.Q[wi == 0] = 0
-
-    data = Ratings(*user_side, nu, n_items)  # each rating once over the processes
-    if settings.solver == "als":
-        step = ALSStep(
-            F, data, penalty, fit_intercept=settings.fit_intercept, groups=groups,
-            comm=comm,
+    def checkpointed(step, F, units):
+        signature = fit_signature(
+            shape=tuple(int(n) for n in shape), n_ratings=n_ratings,
+            settings=settings, total_weight=step.total_weight, centre=units[0],
+            scale=units[1],
         )  # fmt: skip
-    else:
-        step = GibbsStep(
-            F, data, fit_intercept=settings.fit_intercept,
-            max_iter=settings.max_iter, random_state=random_state, groups=groups,
-            comm=comm,
-        )  # fmt: skip
-    del groups
-    # The user rows this process reads are those of its items' ratings, and
-    # the other way round (its own rows it solves itself).
-    comm.plan_rows("user", by_item.users, row_exchange)
-    comm.plan_rows("item", by_user.items, row_exchange)
-    signature = fit_signature(
-        shape=(n_users, n_items), n_ratings=n_ratings, settings=settings,
-        total_weight=total, centre=centre, scale=scale,
+        wrapped = Checkpointer(
+            step, F, comm, checkpoint_dir, checkpoint_every, signature, random_state
+        )
+        wrapped.restore()
+        return wrapped
+
+    shard = Shard(
+        comm=comm,
+        by_item=(by_item.items, by_item.users, by_item.ratings, by_item.weights),
+        device=device,
+        row_counts=(user_n, item_n),
+        row_exchange=row_exchange,
+        wrap=checkpointed,
+    )
+    model, record = fit_model(
+        by_user.users, by_user.items, by_user.ratings, by_user.weights, shape,
+        settings, random_state=random_state, shard=shard,
     )  # fmt: skip
-    wrapped = Checkpointer(
-        step, F, comm, checkpoint_dir, checkpoint_every, signature, random_state
-    )
-    wrapped.restore()
-    result = run_steps(
-        wrapped, F, data, penalty, settings, comm=comm, show_progress=comm.rank == 0
-    )
-    comm.complete("user", F.P, F.bu)
-    comm.complete("item", F.Q, F.bi)
-    record = fit_record(result, units)
-    return _from_units(_model(F, dtype), centre, scale), record, (user_n, item_n)
+    return model, record, (user_n, item_n)
