@@ -170,17 +170,17 @@ class MFRegressor(RegressorMixin, BaseEstimator):
         by default, so that ``predict`` is the model's formula: on MovieLens
         100K and 1M clipping lowered the test RMSE by at most 0.0001.
 
-    device : str or torch.device, default="cpu"
+    device : str or device object, default="cpu"
         Where to train: "cpu", "cuda", "cuda:N", "mps", "auto" (a GPU if there
-        is one) or a :class:`torch.device`. Fitted attributes are NumPy arrays
-        whatever the device.
+        is one) or a PyTorch device object. Fitted attributes are NumPy
+        arrays whatever the device.
 
     dtype : {"float32", "float64"}, default="float32"
         Floating-point type of the computation and of the fitted arrays.
 
     n_jobs : int or None, default=None
         Number of CPU threads torch uses while fitting and predicting. None
-        uses torch's setting (``torch.get_num_threads()``), lowered to the
+        uses PyTorch's own thread count (its ``get_num_threads``), lowered to the
         cores that other processes leave idle when the call starts (on
         Linux): torch's threads wait for each other after every operation,
         so on a busy machine a thread without a core of its own slows the

@@ -340,20 +340,38 @@ def solve_rows(
     return (sse, se) if stats else None
 
 
-def group_ratings(data: Ratings, n_components: int) -> tuple[RowGroups, RowGroups]:
-    """The ratings grouped by user and by item, for the ALS updates."""
+def group_ratings(
+    data: Ratings,
+    n_components: int,
+    by_item: Ratings | None = None,
+    *,
+    keep_pairs: bool = False,
+) -> tuple[RowGroups, RowGroups]:
+    """The ratings grouped by user and by item, for the ALS updates.
+
+    ``by_item``: the ratings to group by item when they are not ``data``'s
+    (a process of a sharded fit holds its items' ratings apart; their items
+    are ``by_item.user``, their users ``by_item.item``). ``keep_pairs``: keep
+    the (user, item) pairs of ``data`` as CSR arrays (``csr`` of the user
+    side) when the counting sort makes them.
+    """
     codes = int32_codes(data)
     by_user = RowGroups(
         data.user, data.item, data.rating, data.weight, data.n_users,
-        data.n_items, n_components, codes, keep_pairs=True,
+        data.n_items, n_components, codes, keep_pairs=keep_pairs,
     )  # fmt: skip
-    if codes is not None:
-        codes = codes[::-1]
-    by_item = RowGroups(
-        data.item, data.user, data.rating, data.weight, data.n_items,
-        data.n_users, n_components, codes,
+    if by_item is None:  # the same ratings, the other way round
+        by_item = Ratings(
+            data.item, data.user, data.rating, data.weight, data.n_items,
+            data.n_users,
+        )  # fmt: skip
+        codes = None if codes is None else codes[::-1]
+    else:
+        codes = int32_codes(by_item)
+    return by_user, RowGroups(
+        by_item.user, by_item.item, by_item.rating, by_item.weight,
+        by_item.n_users, by_item.n_items, n_components, codes,
     )  # fmt: skip
-    return by_user, by_item
 
 
 def rating_matmul(groups: RowGroups, M: torch.Tensor, mu: float) -> torch.Tensor:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from skmf._solvers._comm import LOCAL
+
 __all__ = [
     "accumulator_dtype",
     "Factors",
@@ -227,7 +229,7 @@ def run_fit_loop(
     solver_name: str,
     progress=None,
     sampling: bool = False,
-    comm=None,
+    comm=LOCAL,
     keep_best: bool = False,
 ) -> FitResult:
     """Run ``step`` (one epoch or sweep) until convergence or ``max_iter``.
@@ -250,9 +252,10 @@ def run_fit_loop(
     sample's squared error, fluctuates) the loop runs ``max_iter`` iterations
     and only a non-finite or exploding value stops it.
 
-    With a communicator ``comm`` (:mod:`skmf._solvers._comm`), ``train`` is
-    this process's part of the ratings; the step returns the objective of
-    all of them, so every process takes the same decisions.
+    With the communicator ``comm`` of a sharded fit
+    (:mod:`skmf._solvers._comm`), ``train`` is this process's part of the
+    ratings; the step returns the objective of all of them, so every process
+    takes the same decisions.
     """
     # Divergence: the objective exceeds 1000 x the first one (or x the mean
     # squared rating, the objective of the zero model, if that is larger).
@@ -261,8 +264,7 @@ def run_fit_loop(
     if train.weight is not None:
         r2 = r2 * train.weight
     r2, total = r2.sum(dtype=accumulator_dtype(r2.device)), train.total_weight
-    if comm is not None:
-        r2, total = comm.sum(r2, total)
+    r2, total = comm.sum(r2, total)
     scale = float(r2) / float(total)
     # The solvers see standardized ratings (mean square 1); ratings all equal
     # (mean square 0) must not make round-off look like divergence.

@@ -187,8 +187,9 @@ class FitRecord:
     units: tuple[float, float] = (0.0, 1.0)
     #: The (user, item) pairs of all the ratings as CSR arrays (indptr int64,
     #: item codes int32, in input order within a user), when the fit grouped
-    #: them anyway (ALS and Gibbs on the CPU, without early stopping); else
-    #: None.
+    #: them anyway (ALS, Gibbs or the spectral start on the CPU, without early
+    #: stopping; in a sharded fit, the pairs of this process's users, numbered
+    #: from its first); else None.
     rated_pairs: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -214,7 +215,9 @@ def rating_units(
     if factor != 1.0:
         x = x / factor
     total = float(len(x)) if weights is None else float(weights.sum())
-    sx = float(x.sum() if weights is None else weights @ x) if len(x) else 0.0
+    sx = 0.0
+    if fit_intercept and len(x):
+        sx = float(x.sum() if weights is None else weights @ x)
     total, sx = (float(v) for v in comm.sum(total, sx))
     centre = sx / total if fit_intercept else 0.0
     # sum w (x - centre)^2 in chunks: no temporary of the ratings' size.
@@ -374,11 +377,6 @@ def _standardized(ratings: np.ndarray, units: tuple[float, float]) -> np.ndarray
     out = np.subtract(ratings, units[0], out=small_pages(len(ratings), np.float64))
     out /= units[1]
     return out
-
-
-def _columns(data: Ratings) -> tuple:
-    """The row, other, rating and weight tensors of ``data``, for RowGroups."""
-    return data.user, data.item, data.rating, data.weight
 
 
 def _ratings(users, items, ratings, weights, shape, device, dtype) -> Ratings:
@@ -569,6 +567,7 @@ def fit_model(
         return users[index], items[index], ratings[index], w
 
     tu, ti, tr, tw = subset(train_idx)
+    by_item = None  # the ratings grouped by item, when not train's
     if shard is None:
         train = _ratings(tu, ti, tr, tw, shape, device, dtype)
     else:  # this process's users' ratings, the users numbered from its first
@@ -611,27 +610,22 @@ def fit_model(
     penalty = Penalty.build(
         train, settings.alpha, settings.bias_penalty, settings.alpha_scaling, counts
     )
-    groups = None
-    if shard is not None:
-        groups = (
-            RowGroups(*_columns(train), nu, n_items, k),
-            RowGroups(*_columns(by_item), ni, n_users, k),
-        )
-    elif settings.solver in ("als", "gibbs"):
-        groups = group_ratings(train, k)
-    spectral_groups = None
+    # The counting sort by user gives the rated pairs of all the ratings
+    # (of this process's users, sharded), unless some are held out.
+    keep = train_idx is None
+    groups = spectral_groups = None
+    if settings.solver in ("als", "gibbs"):
+        groups = group_ratings(train, k, by_item, keep_pairs=keep)
     if settings.init == "svd" and start is None:
-        spectral_groups = groups or group_ratings(train, k)
+        spectral_groups = groups or group_ratings(train, k, keep_pairs=keep)
         P0, Q0, r = spectral_factors(
             *spectral_groups, mean, k, generator, comm=comm, dtype=dtype,
             device=device,
         )  # fmt: skip
         F.P[:, :r], F.Q[:, :r] = P0, Q0
-    # The counting sort by user gave the rated pairs of all the ratings.
-    by_user = (groups or spectral_groups or (None,))[0]
-    keep = by_user is not None and train_idx is None and shard is None
-    rated = by_user.csr if keep else None
-    del spectral_groups, by_user
+    grouped = groups or spectral_groups
+    rated = grouped[0].csr if grouped else None
+    del spectral_groups, grouped
     if settings.positive:
         spectral = r if settings.init == "svd" and start is None else 0
         nonnegative_start(F, spectral)
@@ -657,8 +651,8 @@ def fit_model(
         if shard.wrap is not None:
             step = shard.wrap(step, F, units)
     result = run_steps(
-        step, F, train, penalty, settings, validation=validation,
-        comm=None if shard is None else comm, show_progress=comm.rank == 0,
+        step, F, train, penalty, settings, validation=validation, comm=comm,
+        show_progress=comm.rank == 0,
     )  # fmt: skip
     comm.complete("user", F.P, F.bu)
     comm.complete("item", F.Q, F.bi)
@@ -709,7 +703,7 @@ def run_steps(
     settings: Settings,
     *,
     validation: Ratings | None = None,
-    comm=None,
+    comm=LOCAL,
     show_progress: bool = True,
 ) -> FitResult:
     """Run the fit loop with ``settings``' stopping rule and progress bar.

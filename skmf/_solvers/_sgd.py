@@ -37,7 +37,7 @@ import torch
 
 from skmf._solvers._common import Factors, Penalty, Ratings, Step, accumulator_dtype
 
-__all__ = ["AdamStep", "SGDStep", "adam_optimizer"]
+__all__ = ["AdamStep", "SGDStep"]
 
 
 @dataclass
@@ -225,27 +225,39 @@ class SGDStep(_MinibatchStep):
         return float(total) / self.data.total_weight
 
 
-def adam_optimizer(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """torch's Adam over ``params``, whose gradients the caller fills in.
+class _Adam:
+    """Adam's set-up and clean-up, mixed into a minibatch step (listed first)."""
 
-    The gradients start as zeros; torch's fused kernel on CUDA, its
-    multi-tensor (foreach) one elsewhere.
-    """
-    for p in params:
-        p.grad = torch.zeros_like(p)
-    fused = params[0].device.type == "cuda"
-    return torch.optim.Adam(params, lr=lr, foreach=not fused, fused=fused or None)
+    def _start_adam(self, *extra: torch.Tensor) -> None:
+        """torch's Adam over P, Q, the biases, ``extra`` and mu (with an
+        intercept), whose gradients the step fills in.
+
+        The gradients start as zeros; torch's fused kernel on CUDA, its
+        multi-tensor (foreach) one elsewhere.
+        """
+        F = self.F
+        params = [F.P, F.Q, F.bu, F.bi, *extra]
+        if self.fit_intercept:
+            params.append(F.mu)
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        fused = params[0].device.type == "cuda"
+        self.params = params
+        self.optimizer = torch.optim.Adam(
+            params, lr=self.lr, foreach=not fused, fused=fused or None
+        )
+
+    def close(self) -> None:
+        for p in self.params:
+            p.grad = None
 
 
-class AdamStep(_MinibatchStep):
+class AdamStep(_Adam, _MinibatchStep):
     """One epoch of Adam on the minibatch mean of the per-rating terms."""
 
     def __init__(self, F: Factors, data: Ratings, penalty: Penalty, **kwargs):
         super().__init__(F, data, penalty, **kwargs)
-        params = [F.P, F.Q, F.bu, F.bi]
-        if self.fit_intercept:
-            params.append(F.mu)
-        self.params, self.optimizer = params, adam_optimizer(params, self.lr)
+        self._start_adam()
 
     def __call__(self, iteration: int) -> float:
         F = self.F
@@ -261,7 +273,3 @@ class AdamStep(_MinibatchStep):
                 self._project()
             total += g.loss
         return float(total) / self.data.total_weight
-
-    def close(self) -> None:
-        for p in self.params:
-            p.grad = None

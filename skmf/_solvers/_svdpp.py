@@ -62,7 +62,7 @@ from skmf._solvers._common import (
     Step,
     accumulator_dtype,
 )
-from skmf._solvers._sgd import _MinibatchStep, adam_optimizer
+from skmf._solvers._sgd import _Adam, _MinibatchStep
 
 __all__ = [
     "CG_ITERATIONS",
@@ -454,15 +454,12 @@ class ImplicitSGDStep(_ImplicitMinibatch):
         return float(total) / self.data.total_weight
 
 
-class ImplicitAdamStep(_ImplicitMinibatch):
+class ImplicitAdamStep(_Adam, _ImplicitMinibatch):
     """One Adam epoch of SVD++ on the minibatch mean of the per-rating terms."""
 
     def __init__(self, F, data, penalty, sets, **kwargs):
         super().__init__(F, data, penalty, sets, **kwargs)
-        params = [F.P, F.Q, F.bu, F.bi, F.Y]
-        if self.fit_intercept:
-            params.append(F.mu)
-        self.params, self.optimizer = params, adam_optimizer(params, self.lr)
+        self._start_adam(F.Y)
 
     def __call__(self, iteration: int) -> float:
         F = self.F
@@ -479,10 +476,6 @@ class ImplicitAdamStep(_ImplicitMinibatch):
             self.optimizer.step()
             total += g["loss"]
         return float(total) / self.data.total_weight
-
-    def close(self) -> None:
-        for p in self.params:
-            p.grad = None
 
 
 # ----------------------------------------------------------------- engine

@@ -168,22 +168,16 @@ class TorchComm:
         self._routes.pop(side, None)
         if mode == "needed" and self.size > 1:
             # codes is sorted and the ranges are contiguous: grouped by owner,
-            # in rank order, as all_to_all_single lays out what it receives.
+            # in rank order. Each owner learns which of its rows to send whom.
             owner = np.searchsorted(self.bounds[side], codes, side="right") - 1
-            recv = np.bincount(owner, minlength=self.size).astype(np.int64)
-            send = torch.empty(self.size, dtype=torch.int64, device=self.device)
-            dist.all_to_all_single(
-                send, torch.from_numpy(recv).to(self.device), group=self.group
+            recv = np.bincount(owner, minlength=self.size)
+            send, (asked,) = self._all_to_all(recv, codes, kind="plan")
+            self._routes[side] = (
+                torch.from_numpy(asked),
+                send,
+                torch.from_numpy(codes),
+                recv.tolist(),
             )
-            send = send.cpu().tolist()
-            asked = torch.empty(sum(send), dtype=torch.int64, device=self.device)
-            dist.all_to_all_single(
-                asked, torch.from_numpy(codes).to(self.device), send, recv.tolist(),
-                group=self.group,
-            )  # fmt: skip
-            self.bytes_received["plan"] += 8 * (len(codes) + self.size)
-            received = torch.from_numpy(codes)
-            self._routes[side] = (asked.cpu(), send, received, recv.tolist())
         return mode
 
     def share_rows(self, side: str, *tables: torch.Tensor) -> None:
@@ -234,17 +228,8 @@ class TorchComm:
 
     def sum(self, *values):
         """Sums over the processes, in rank order: 0-d float64 tensors."""
-        local = torch.tensor(
-            [float(v) for v in values], dtype=torch.float64, device=self.device
-        )
-        out = local.new_empty(self.size * len(values))
-        dist.all_gather_single(out, local, group=self.group)
-        out = out.view(self.size, len(values))
-        self.bytes_received["sum"] += (self.size - 1) * local.numel() * 8
-        total = out[0].clone()
-        for r in range(1, self.size):
-            total += out[r]
-        total = total.cpu()
+        local = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        total = self.sum_tensor(local)
         return tuple(total[j] for j in range(len(values)))
 
     def sum_tensor(self, t: torch.Tensor) -> torch.Tensor:
@@ -274,13 +259,6 @@ class TorchComm:
         """Run ``check`` on every process; if it raises on one, raise on all."""
         agree(check, self.group)
 
-    def sum_int(self, counts: np.ndarray) -> np.ndarray:
-        """Element-wise sums of int64 arrays over the processes (exact)."""
-        t = torch.as_tensor(np.ascontiguousarray(counts, np.int64)).to(self.device)
-        dist.all_reduce(t, group=self.group)
-        self.bytes_received["sum"] += t.numel() * 8
-        return t.cpu().numpy()
-
     def exchange(
         self, dest: np.ndarray, *columns: np.ndarray
     ) -> tuple[np.ndarray, ...]:
@@ -290,18 +268,26 @@ class TorchComm:
         process's in the order sent.
         """
         order = np.argsort(dest, kind="stable")
-        send = np.bincount(dest, minlength=self.size).astype(np.int64)
+        send = np.bincount(dest, minlength=self.size)
+        _, out = self._all_to_all(send, *(col[order] for col in columns))
+        return tuple(out)
+
+    def _all_to_all(self, send: np.ndarray, *columns: np.ndarray, kind="exchange"):
+        """Entries grouped by destination, ``send[r]`` of them to process r.
+
+        Returns how many each process sent this one, and the columns received
+        (process 0's entries first).
+        """
         recv = torch.empty(self.size, dtype=torch.int64, device=self.device)
-        dist.all_to_all_single(
-            recv, torch.as_tensor(send).to(self.device), group=self.group
-        )
+        counts = torch.as_tensor(np.asarray(send, np.int64)).to(self.device)
+        dist.all_to_all_single(recv, counts, group=self.group)
         recv = recv.cpu().tolist()
         out = []
         for col in columns:
-            src = torch.as_tensor(np.ascontiguousarray(col[order])).to(self.device)
+            src = torch.as_tensor(np.ascontiguousarray(col)).to(self.device)
             got = src.new_empty((sum(recv), *src.shape[1:]))
-            dist.all_to_all_single(got, src, recv, send.tolist(), group=self.group)
+            dist.all_to_all_single(got, src, recv, counts.tolist(), group=self.group)
             row = got.element_size() * (got[0].numel() if len(got) else 0)
-            self.bytes_received["exchange"] += (sum(recv) - recv[self.rank]) * row
+            self.bytes_received[kind] += (sum(recv) - recv[self.rank]) * row
             out.append(got.cpu().numpy())
-        return tuple(out)
+        return recv, out

@@ -356,9 +356,9 @@ def _fit_shard(
     )
     n_columns, names = next(d for d in described if d is not None)
     rated = None
-    if estimator.keep_rated_pairs:
+    if estimator.keep_rated_pairs:  # this process's users', from the fit
         su = comm.rows("user")
-        indptr, indices = rated_pairs(
+        indptr, indices = record.rated_pairs or rated_pairs(
             by_user.users - su.start, by_user.items, su.stop - su.start, n_items
         )
         rated = _gather_rated((np.diff(indptr), indices), gather, rank, size, group)
